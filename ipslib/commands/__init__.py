@@ -1,0 +1,1 @@
+"""Command groups of the ``ipslib`` command line (see :mod:`ipslib.cli`)."""

@@ -1,0 +1,40 @@
+"""Datasets: megapixel MNIST (generated), Swedish traffic signs (real files) and a synthetic traffic stand-in.
+
+Every dataset offers a torch view whose items are ``(image, targets)``: a float tensor (C, H, W) and a dict
+mapping each task name to its target (a long scalar for softmax tasks, a float 0/1 vector for multi-label
+tasks). :func:`build_dataset` returns that view for a :class:`~ipslib.config.RunConfig`.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from ipslib.config import RunConfig
+
+_EXPORTS = {
+    "load_mnist": "ipslib.data.mnist",
+    "MegapixelMNIST": "ipslib.data.megapixel_mnist",
+    "TrafficSigns": "ipslib.data.traffic_signs",
+    "SyntheticTraffic": "ipslib.data.synthetic_traffic",
+}
+__all__ = [*_EXPORTS, "build_dataset"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ipslib.data' has no attribute {name!r}")
+
+
+def build_dataset(cfg: "RunConfig", split: str) -> "Dataset":
+    """The torch view of the run's dataset for ``split`` ("train" or "test")."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is not valid; choose 'train' or 'test'")
+    if cfg.dataset == "megapixel_mnist":
+        return __getattr__("MegapixelMNIST")(cfg.data, split=split).torch()
+    if cfg.dataset == "synthetic_traffic":
+        return __getattr__("SyntheticTraffic")(cfg.data, split=split).torch()
+    return __getattr__("TrafficSigns")(cfg.data, split=split)
