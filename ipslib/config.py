@@ -67,7 +67,8 @@ class MegapixelMNISTConfig:
 
     ``n_noise`` is a count, or ``"o2i_rule"`` for the dissertation's round(-7.14 * digit_size + 1000).
     ``thickness_mode="integer"`` draws ``int(noise_thickness)`` pixels as the author's code does;
-    ``"antialiased"`` draws a true sub-pixel line width.
+    ``"antialiased"`` draws a true sub-pixel line width. ``digit_source="sample"`` draws digits from the
+    small sample of real MNIST digits shipped with ipslib (for smoke runs and tests) instead of all 70,000.
     """
 
     canvas_size: int = 1500
@@ -80,9 +81,11 @@ class MegapixelMNISTConfig:
     n_train: int = 5000
     n_test: int = 1000
     data_seed: int = 0
+    digit_source: str = "mnist"
 
     def __post_init__(self) -> None:
         _at_least("digit_size", self.digit_size, 1)
+        _choice("digit_source", self.digit_source, ["mnist", "sample"])
         if self.canvas_size < 5 * self.digit_size:
             raise ConfigError(
                 f"canvas_size={self.canvas_size} is too small for five non-overlapping digits of "
