@@ -8,7 +8,7 @@ import sys
 
 from ipslib.config import ConfigError
 
-COMMAND_MODULES = ["ipslib.commands.data"]
+COMMAND_MODULES = ["ipslib.commands.data", "ipslib.commands.train", "ipslib.commands.experiments"]
 
 
 def build_parser() -> argparse.ArgumentParser:

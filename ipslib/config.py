@@ -107,6 +107,7 @@ class MegapixelMNISTConfig:
                               "'integer' (int(t) pixels); it must be >= 1, or use thickness_mode='antialiased'")
         _at_least("n_train", self.n_train, 0)
         _at_least("n_test", self.n_test, 0)
+        _at_least("data_seed", self.data_seed, 0)  # numpy SeedSequence entropy must be non-negative
 
     @property
     def noise_px(self) -> int:
@@ -161,6 +162,7 @@ class TrafficSignsConfig:
         _choice("train_set", self.train_set, ["Set1", "Set2"])
         _at_least("image_height", self.image_height, 1)
         _at_least("image_width", self.image_width, 1)
+        _at_least("data_seed", self.data_seed, 0)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -176,7 +178,8 @@ class SyntheticTrafficConfig:
     """Generated road scenes with one speed-limit sign (or none): an offline stand-in, never the real data.
 
     ``class_probs`` are the shares of no-sign, 50, 70, 80 (default: the real 25 % subset's shares).
-    ``sign_min_size``/``sign_max_size`` bound the sign diameter in pixels.
+    ``sign_min_size``/``sign_max_size`` bound the sign diameter in pixels; the defaults give an O2I (box area
+    over image area, :attr:`o2i_range`) of 0.053 %-0.40 % at 1200x1600.
     """
 
     image_height: int = 1200
@@ -184,8 +187,8 @@ class SyntheticTrafficConfig:
     n_train: int = 200
     n_test: int = 100
     class_probs: tuple[float, ...] = (0.66, 0.10, 0.16, 0.08)
-    sign_min_size: int = 28
-    sign_max_size: int = 80
+    sign_min_size: int = 32
+    sign_max_size: int = 88
     occlusion_prob: float = 0.2
     blur_prob: float = 0.2
     n_distractors: int = 6
@@ -205,10 +208,17 @@ class SyntheticTrafficConfig:
         _within("occlusion_prob", self.occlusion_prob, 0, 1)
         _within("blur_prob", self.blur_prob, 0, 1)
         _at_least("n_distractors", self.n_distractors, 0)
+        _at_least("data_seed", self.data_seed, 0)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (3, self.image_height, self.image_width)
+
+    @property
+    def o2i_range(self) -> tuple[float, float]:
+        """Smallest and largest sign box area (diameter squared) over the image area, as fractions."""
+        area = self.image_height * self.image_width
+        return self.sign_min_size ** 2 / area, self.sign_max_size ** 2 / area
 
     @property
     def tasks(self) -> dict[str, TaskSpec]:
@@ -390,7 +400,7 @@ class TrainConfig:
     sub_batch_size: int | None = None
     lr: float = 1e-3
     weight_decay: float = 0.1
-    warmup_epochs: float = 10
+    warmup_epochs: float = 10.0
     min_lr_ratio: float = 1e-3
     train_seed: int = 0
     device: str = "auto"
@@ -436,7 +446,9 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 def _coerce(value: Any, annotation: Any) -> Any:
     if isinstance(value, list):
         return tuple(value)
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+    floaty = annotation is float or (typing.get_origin(annotation) in (typing.Union, types.UnionType)
+                                     and float in typing.get_args(annotation))
+    if floaty and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
 
@@ -457,7 +469,13 @@ def build(cls: type, mapping: Mapping[str, Any], *, where: str = "config") -> An
 
 
 def _to_dict(obj: Any) -> dict[str, Any]:
-    return {f.name: (list(v) if isinstance(v := getattr(obj, f.name), tuple) else v) for f in fields(obj)}
+    """Field values in plain YAML/JSON types, numbers normalised to their annotated type."""
+    hints = typing.get_type_hints(type(obj))
+    out = {}
+    for f in fields(obj):
+        value = _coerce(getattr(obj, f.name), hints[f.name])
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 SECTIONS = {
