@@ -7,7 +7,7 @@ PROFILE ?= cpu
 JOBS ?= 1
 STAMP := $(VENV)/.ipslib-installed
 
-.PHONY: help env test test-fast book results bench clean-book
+.PHONY: help env test test-fast book results bench clean-book browser
 
 help:
 	@echo "make book [PROFILE=cpu|smoke|paper]  run what is missing for PROFILE, then build the HTML book"
@@ -23,8 +23,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	TQDM_DISABLE=1 $(PY) -m pytest -q
+
+# The book's page test drives Debian's chromium; installed here when missing and we may use apt.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver (apt)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "note: install chromium and chromium-driver to run the browser test"; fi; }
 
 test-fast: $(STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest -q -m "not slow"

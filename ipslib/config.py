@@ -67,7 +67,8 @@ class MegapixelMNISTConfig:
 
     ``n_noise`` is a count, or ``"o2i_rule"`` for the dissertation's round(-7.14 * digit_size + 1000).
     ``thickness_mode="integer"`` draws ``int(noise_thickness)`` pixels as the author's code does;
-    ``"antialiased"`` draws a true sub-pixel line width. ``digit_source="sample"`` draws digits from the
+    ``"antialiased"`` draws a true sub-pixel line width (both apply to Bézier noise only; ``"lines"`` is the
+    original fixed recipe). ``data_seed`` must be >= 0. ``digit_source="sample"`` draws digits from the
     small sample of real MNIST digits shipped with ipslib (for smoke runs and tests) instead of all 70,000.
     """
 

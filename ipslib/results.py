@@ -101,7 +101,7 @@ class ExperimentResults:
                 matched = tables[(tables["split"] == ref_split) & (tables["task"] == ours["task"])]
                 matched = matched[[self._matches(m, counterpart.config.to_flat()) for m in matched["match"]]]
                 for _, ref in matched.iterrows():
-                    rows.append(self._comparison_row(ours, ref, split))
+                    rows.append(self._comparison_row(ours, ref, split, counterpart))
         return pd.DataFrame(rows)
 
     def _spec_for(self, ours: pd.Series) -> RunSpec | None:
@@ -124,10 +124,13 @@ class ExperimentResults:
                 return False
         return True
 
-    def _comparison_row(self, ours: pd.Series, ref: pd.Series, split: str) -> dict[str, Any]:
+    def _comparison_row(self, ours: pd.Series, ref: pd.Series, split: str, counterpart: RunSpec
+                        ) -> dict[str, Any]:
         value = ours["std"] if ref["stat"] == "std" else ours["mean"]
         setting = {k: ours[k] for k in self.varied_keys}
-        return {**setting, "task": ours["task"], "split": split, "stat": ref["stat"],
+        paper_setting = ", ".join(f"{k}={v}" for k, v in counterpart.varied.items()) or "default"
+        return {**setting, "dissertation setting": paper_setting, "task": ours["task"], "split": split,
+                "stat": ref["stat"],
                 "dissertation": ref["value_numeric"], "ours": value,
                 "difference": value - ref["value_numeric"], "repeats": int(ours["n"]),
                 "same_setting": self.profile == "paper",

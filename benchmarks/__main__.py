@@ -1,0 +1,19 @@
+"""Run every benchmark: ``python -m benchmarks`` (``make bench``). Each writes JSON under outputs/benchmarks/.
+
+Individual benchmarks: ``python -m benchmarks.canvas``, ``python -m benchmarks.train_step``.
+"""
+import importlib
+import sys
+
+BENCHMARKS = ["benchmarks.canvas", "benchmarks.train_step"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    for name in BENCHMARKS:
+        print(f"== {name}", flush=True)
+        importlib.import_module(name).main([])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
