@@ -128,6 +128,35 @@ def _run_stale(profile: str, jobs: int, force: bool, echo: Callable[[str], None]
         run_experiment(exp, profile, jobs=jobs, force=force, echo=echo)
 
 
+MATHJAX = "mathjax@3.2.2"
+
+
+def ensure_mathjax(echo: Callable[[str], None] = print) -> bool:
+    """Put MathJax (SVG output, one file) into ``book/_static/mathjax/`` from the npm registry, once."""
+    import shutil
+    import tarfile
+    import tempfile
+
+    target = project_root() / "book" / "_static" / "mathjax" / "tex-svg-full.js"
+    if target.is_file():
+        return True
+    npm = shutil.which("npm")
+    if npm is None:
+        echo("note: npm not found; math in the book will load MathJax from the web")
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        packed = subprocess.run([npm, "pack", MATHJAX, "--silent"], cwd=tmp, capture_output=True, text=True)
+        archives = list(Path(tmp).glob("mathjax-*.tgz"))
+        if packed.returncode != 0 or not archives:
+            echo(f"note: `npm pack {MATHJAX}` failed; math will load MathJax from the web")
+            return False
+        with tarfile.open(archives[0]) as archive:
+            member = archive.extractfile("package/es5/tex-svg-full.js")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(target, member.read().decode())
+    return True
+
+
 def build(profile: str = "cpu", *, jobs: int = 1, force: bool = False, run: bool = True,
           echo: Callable[[str], None] = print) -> Path:
     """Run what is missing, execute the status page, write the TOC and build the HTML book strictly."""
@@ -137,6 +166,7 @@ def build(profile: str = "cpu", *, jobs: int = 1, force: bool = False, run: bool
     if status_entry["status"] != "ok":
         raise RuntimeError(f"the status page failed: {status_entry.get('error')}")
     toc_file = write_toc(profile)
+    ensure_mathjax(echo)
     root = project_root()
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--toc", str(toc_file),
                "-W", "-n", "--keep-going", "--all"]

@@ -141,7 +141,21 @@ def execute_notebook(experiment: Experiment, profile: str, parameters: dict[str,
         entry["status"] = "failed"
         entry["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
     entry["seconds"] = round(time.perf_counter() - start, 1)
+    if out.is_file():
+        _hide_injected_parameters(out)
     return entry
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell`` so the book does not show it."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    atomic_write_text(path, nbformat.writes(notebook))
 
 
 def run_experiment(experiment: Experiment, profile: str, *, jobs: int = 1, force: bool = False,

@@ -23,6 +23,7 @@ for (const el of document.querySelectorAll('main .pasted-text, main .pasted-inli
 }
 const text = document.querySelector('main') ? document.querySelector('main').innerText : '';
 if (/\\{glue[:}]/.test(text)) problems.push('unrendered glue role');
+if (text.includes('\\(') || text.includes('$$')) problems.push('unrendered math');
 if (/^\\s*\\|\\s*-{3,}/m.test(text)) problems.push('unrendered Markdown table');
 if (/Traceback \\(most recent call last\\)/.test(text) || document.querySelector('main .output.traceback'))
   problems.push('error output on the page');
@@ -52,7 +53,7 @@ def toc_pages(html_dir: Path) -> list[Path]:
             if tag == "nav" and self.in_nav:
                 self.in_nav -= 1
 
-    root = html_dir / "book" / "intro.html"
+    root = (html_dir / "book" / "intro.html").resolve()
     parser = Links()
     parser.feed(root.read_text())
     pages = [root] + [(root.parent / href).resolve() for href in parser.hrefs if href]
