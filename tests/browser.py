@@ -23,7 +23,7 @@ for (const el of document.querySelectorAll('main .pasted-text, main .pasted-inli
 }
 const text = document.querySelector('main') ? document.querySelector('main').innerText : '';
 if (/\\{glue[:}]/.test(text)) problems.push('unrendered glue role');
-if (text.includes('\\(') || text.includes('$$')) problems.push('unrendered math');
+if (text.includes('\\\\(') || text.includes('$$')) problems.push('unrendered math');
 if (/^\\s*\\|\\s*-{3,}/m.test(text)) problems.push('unrendered Markdown table');
 if (/Traceback \\(most recent call last\\)/.test(text) || document.querySelector('main .output.traceback'))
   problems.push('error output on the page');
