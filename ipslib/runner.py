@@ -46,13 +46,17 @@ def _update_status(profile: str, experiment: str, entry: dict[str, Any]) -> None
     atomic_write_json(status_path(profile), status)
 
 
+NOTEBOOK_MODULES = ("experiments", "results", "report", "reference", "attention", "stkim_analysis", "chance")
+"""Modules whose code shapes what a notebook shows: a change re-executes the notebooks."""
+
+
 def fingerprint(experiment: Experiment, profile: str) -> str:
     """Hash of everything a notebook's output depends on, to re-execute only stale notebooks."""
     root = project_root()
     digest = hashlib.sha256()
     paths = [root / "book" / "templates" / f"{experiment.notebook}.ipynb", experiment.path,
              root / "params" / "_defaults.yaml"]
-    paths += [root / "ipslib" / f"{name}.py" for name in ("experiments", "results", "report", "reference")]
+    paths += [root / "ipslib" / f"{name}.py" for name in NOTEBOOK_MODULES]
     for spec in experiment.runs(profile):
         digest.update(spec.key.encode())
         paths.append(spec.run_dir / "metrics.json")

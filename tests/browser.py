@@ -28,6 +28,7 @@ if (/^\\s*\\|\\s*-{3,}/m.test(text)) problems.push('unrendered Markdown table');
 if (/Traceback \\(most recent call last\\)/.test(text) || document.querySelector('main .output.traceback'))
   problems.push('error output on the page');
 return {problems: problems, tables: document.querySelectorAll('main table').length,
+        images: document.querySelectorAll('main img').length,
         title: document.title, chars: text.length};
 """
 

@@ -50,4 +50,7 @@ def test_browser_visits_every_page(smoke_book):
     notebook_pages = [name for name in facts if "notebooks" in name]
     assert len(notebook_pages) == len(load_experiments(ROOT)) + 1          # + the status page
     assert all(facts[name]["tables"] > 0 for name in notebook_pages)
+    with_runs = [f"outputs/smoke/notebooks/{name}.html" for name, exp in load_experiments(ROOT).items()
+                 if exp.runs("smoke")]
+    assert all(facts[name]["images"] > 0 for name in with_runs), {n: facts[n]["images"] for n in with_runs}
     assert (shots / "intro.png").stat().st_size > 10_000 and (shots / "results.png").stat().st_size > 10_000
