@@ -15,14 +15,6 @@ P, SIDE = 8, 40  # 5 x 5 grid
 BRIGHT = {7: 1.0, 13: 0.8, 21: 0.6}  # grid index -> brightness of the patches the stub model must keep
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config(**changes) -> RunConfig:
     flat = dict(canvas_size=SIDE, digit_size=8, n_noise=0, patch_size=P, memory_size=3, iter_size=4,
                 use_pos=False, dedup_blank=False, n_res_blocks=1, n_heads=2, head_dim=4, mlp_dim=8)

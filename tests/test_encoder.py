@@ -11,15 +11,6 @@ from ipslib.config import EncoderConfig
 from ipslib.encoder import PatchEncoder, WeightsUnavailableError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and the shared test machines are oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("n_blocks", [1, 2, 4])
 @pytest.mark.parametrize("in_channels", [1, 3])
 def test_resnet18_shapes(n_blocks: int, in_channels: int) -> None:

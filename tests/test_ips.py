@@ -13,15 +13,6 @@ from ipslib.ips import IPSNet
 from ipslib.selection import encode_unique, patch_order
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and the shared test machines are oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 MNIST = {"majority": TaskSpec(10, "multiclass"), "max": TaskSpec(10, "multiclass"),
          "top": TaskSpec(10, "multiclass"), "multi": TaskSpec(10, "multilabel")}
 TRAFFIC = {"sign": TaskSpec(4, "multiclass")}

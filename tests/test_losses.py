@@ -10,15 +10,6 @@ from ipslib.losses import compute_losses, diversity_loss, semantic_loss, task_lo
 from ipslib.transformer import AggregatorOutput
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and the shared test machines are oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 MC, ML = TaskSpec(3, "multiclass"), TaskSpec(2, "multilabel")
 TASKS = {"a": MC, "b": ML}
 

@@ -13,14 +13,6 @@ from ipslib.stkim_analysis import (baseline_config, config_survival, mask_probab
                                    simulate_survival, survival_by_position, survival_probability)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("n, m, i, p, expected", [
     (900, 100, 100, 0.1, 0.62), (900, 100, 100, 0.2, 0.39), (900, 100, 100, 0.4, 0.17),
     (900, 100, 100, 0.6, 0.07), (900, 100, 100, 0.8, 0.03),       # MNIST 1500², 8 iterations
