@@ -1,0 +1,57 @@
+"""The runner trains missing runs in subprocesses, records failures with their log, never retrains finished
+runs, and still executes the notebook, which names the missing run."""
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PARAMS = """title: Runner test
+family: megapixel_mnist
+profiles:
+  smoke:
+    fixed: {n_train: 8, n_test: 4}
+    cases:
+      - {weights: none}
+      - {weights: imagenet_v1}    # cannot be downloaded here: this run fails
+  cpu: {runs: false}
+  paper: {runs: false}
+"""
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    (tmp_path / "params").mkdir()
+    shutil.copy(ROOT / "params" / "_defaults.yaml", tmp_path / "params")
+    shutil.copytree(ROOT / "book" / "templates", tmp_path / "book" / "templates")
+    shutil.copytree(ROOT / "book" / "reference", tmp_path / "book" / "reference")
+    (tmp_path / "params" / "runner_test.yaml").write_text(PARAMS)
+    monkeypatch.setenv("IPSLIB_ROOT", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))   # no cached weights to find
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_failed_run_is_reported_and_others_continue(project):
+    from ipslib.experiments import load_experiments
+    from ipslib.runner import run_experiment, status_path
+
+    lines = []
+    experiment = load_experiments()["runner_test"]
+    entry = run_experiment(experiment, "smoke", echo=lines.append)
+    assert entry["runs"] == 2 and entry["finished"] == 1
+    assert len(entry["failed"]) == 1 and "weights=imagenet_v1" in entry["failed"][0]["name"]
+    log = project / entry["failed"][0]["log"]
+    assert "weights" in log.read_text() and "FAILED" in "\n".join(lines)
+    assert entry["status"] == "ok"                                  # the notebook ran anyway
+    notebook = nbformat.read(project / entry["notebook"], as_version=4)
+    shown = json.dumps([c.get("outputs", []) for c in notebook.cells])
+    assert "Missing runs" in shown and "weights=imagenet_v1" in shown
+    assert json.loads(status_path("smoke").read_text())["runner_test"]["failed"]
+
+    again = run_experiment(experiment, "smoke", echo=lines.append)
+    assert "1 of 2 runs already finished; training 1" in "\n".join(lines)
+    assert again["finished"] == 1
