@@ -1,11 +1,13 @@
 """Run every benchmark: ``python -m benchmarks`` (``make bench``). Each writes JSON under outputs/benchmarks/.
 
-Individual benchmarks: ``python -m benchmarks.canvas``, ``python -m benchmarks.train_step``.
+Individual benchmarks: ``python -m benchmarks.<name>`` for each name in BENCHMARKS; ``benchmarks/gpu_check.sh``
+runs the GPU measurements in one call where a GPU is available.
 """
 import importlib
 import sys
 
-BENCHMARKS = ["benchmarks.canvas", "benchmarks.train_step"]
+BENCHMARKS = ["benchmarks.canvas", "benchmarks.train_step", "benchmarks.inference_scale",
+              "benchmarks.data_throughput"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,18 +94,13 @@ def load_trained(run_dir: str | Path) -> tuple[Any, RunConfig]:
     Raises:
         FileNotFoundError: the directory or its checkpoint does not exist (the message names the directory).
     """
-    from ipslib.ips import IPSNet
+    from ipslib.predict import load_model
 
     run_dir = Path(run_dir)
-    path = run_dir / CHECKPOINT_FILE
-    if not path.is_file():
+    if not (run_dir / CHECKPOINT_FILE).is_file():
         what = "is not a directory" if not run_dir.is_dir() else f"holds no {CHECKPOINT_FILE}"
         raise FileNotFoundError(f"run directory {run_dir} {what}: train the run first (ipslib train / ipslib run)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = RunConfig.from_flat(ckpt["config"], where=str(path))
-    net = IPSNet.from_config(cfg.replace(weights="none", weights_path=""))
-    net.load_state_dict(ckpt["model"])
-    return net.eval(), cfg
+    return load_model(run_dir)
 
 
 def _display_dataset(cfg: RunConfig, split: str) -> Any:

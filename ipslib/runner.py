@@ -48,6 +48,8 @@ def _update_status(profile: str, experiment: str, entry: dict[str, Any]) -> None
 
 NOTEBOOK_MODULES = ("experiments", "results", "report", "reference", "attention", "stkim_analysis", "chance")
 """Modules whose code shapes what a notebook shows: a change re-executes the notebooks."""
+READS_BENCHMARKS = ("performance",)
+"""Notebook templates that show ``outputs/benchmarks/*.json``: a new measurement re-executes them."""
 
 
 def fingerprint(experiment: Experiment, profile: str) -> str:
@@ -57,6 +59,8 @@ def fingerprint(experiment: Experiment, profile: str) -> str:
     paths = [root / "book" / "templates" / f"{experiment.notebook}.ipynb", experiment.path,
              root / "params" / "_defaults.yaml"]
     paths += [root / "ipslib" / f"{name}.py" for name in NOTEBOOK_MODULES]
+    if experiment.notebook in READS_BENCHMARKS:
+        paths += sorted((root / "outputs" / "benchmarks").glob("*.json"))
     for spec in experiment.runs(profile):
         digest.update(spec.key.encode())
         paths.append(spec.run_dir / "metrics.json")
