@@ -157,7 +157,7 @@ def mnist_source(cfg: RunConfig, index: int, *, canvas: int | None = None, split
                  n_noise: int | None = None, digit_source: str | None = None):
     """(source, layout) for canvas ``index`` of the model's megapixel-MNIST data, optionally resized."""
     from ipslib.data.megapixel_mnist import MegapixelMNIST
-    from ipslib.sources_mnist import MegapixelPatchSource, describe_canvas
+    from ipslib.sources_mnist import MegapixelPatchSource
 
     if cfg.dataset != "megapixel_mnist":
         raise ConfigError(f"--mnist-index needs a megapixel-MNIST model; this one was trained on {cfg.dataset}")
@@ -168,7 +168,7 @@ def mnist_source(cfg: RunConfig, index: int, *, canvas: int | None = None, split
     if not 0 <= index < len(dataset):
         raise ConfigError(f"--mnist-index {index} is out of range: the {split} split of this model's data has "
                           f"{len(dataset)} canvases (0..{len(dataset) - 1})")
-    layout = describe_canvas(dataset, index)
+    layout = dataset.layout(index)
     return MegapixelPatchSource.from_layouts([layout], cfg.ips.patch_size, cfg.ips.stride), layout
 
 

@@ -8,92 +8,18 @@ the same bytes as cutting the painted canvas. A sparse uniform grid of cells (on
 looked up with ``searchsorted``) finds those stamps; its size grows with the number of stamps, not with the
 canvas area, so a 48,000² canvas (2.3 gigapixels) costs a few megabytes.
 
-:func:`describe_canvas` derives the description from the dataset's random stream without painting: it
-makes the same draws, in the same order, as ``MegapixelMNIST.__getitem__`` (target, digits, digit
-positions, noise placements), so ``describe_canvas(ds, i)`` matches ``ds[i]`` box for box.
+The description is :meth:`MegapixelMNIST.layout` (a :class:`~ipslib.data.megapixel_mnist.CanvasLayout`),
+the same random draws ``ds[i]`` paints, so a streamed patch matches ``ds[i]`` byte for byte.
 """
 from __future__ import annotations
 
-import operator
-from dataclasses import dataclass
 
 import numpy as np
 
-from ipslib.data.megapixel_mnist import MegapixelMNIST, canvas_labels, place_digits
-from ipslib.data.resize import area_resize
+from ipslib.data.megapixel_mnist import CanvasLayout, MegapixelMNIST
 from ipslib.streaming import WindowSource
 
-__all__ = ["CanvasLayout", "StampIndex", "describe_canvas", "MegapixelPatchSource"]
-
-
-@dataclass(frozen=True, eq=False)
-class CanvasLayout:
-    """The sparse description of one canvas: stamps in painting order.
-
-    Attributes:
-        size: canvas side in pixels.
-        origins: int64 (K, 2) top-left (row, col) of each stamp.
-        sides: int64 (K,) side of each stamp.
-        sprites: (noise patterns uint8 (P, s, s), digit images uint8 (5, d, d)).
-        bank: int64 (K,) 0 for a noise stamp, 1 for a digit; ref: int64 (K,) index into that bank.
-        digit_indices, digit_labels: int64 (5,); noise_patterns: int64 (n,); labels: the canvas's tasks.
-    """
-
-    size: int
-    origins: np.ndarray
-    sides: np.ndarray
-    sprites: tuple[np.ndarray, np.ndarray]
-    bank: np.ndarray
-    ref: np.ndarray
-    digit_indices: np.ndarray
-    digit_labels: np.ndarray
-    noise_patterns: np.ndarray
-    labels: dict
-
-    @property
-    def digit_boxes(self) -> np.ndarray:
-        """int64 (5, 4) row, col, height, width, as :class:`~ipslib.data.megapixel_mnist.Canvas`."""
-        digits = self.bank == 1
-        return np.column_stack([self.origins[digits], self.sides[digits], self.sides[digits]])
-
-    @property
-    def noise_boxes(self) -> np.ndarray:
-        noise = self.bank == 0
-        return np.column_stack([self.origins[noise], self.sides[noise], self.sides[noise]])
-
-    def sprite(self, k: int) -> np.ndarray:
-        return self.sprites[self.bank[k]][self.ref[k]]
-
-    def render(self) -> np.ndarray:
-        """The whole canvas, uint8 (size, size) (for tests and small canvases only)."""
-        image = np.zeros((self.size, self.size), dtype=np.uint8)
-        for k, ((row, col), side) in enumerate(zip(self.origins.tolist(), self.sides.tolist())):
-            image[row:row + side, col:col + side] = self.sprite(k)
-        return image
-
-
-def describe_canvas(dataset: MegapixelMNIST, index: int) -> CanvasLayout:
-    """The layout of ``dataset[index]`` from the same random draws, without painting the canvas."""
-    index = operator.index(index)
-    if not 0 <= index < len(dataset):
-        raise IndexError(f"index {index} is out of range for {len(dataset)} {dataset.split} canvases")
-    c, bank, pool = dataset.config, dataset.digits, dataset.noise_pool
-    rng = dataset._stream(index)
-    target = int(rng.integers(10))
-    digit_indices = bank.draw(rng, target)
-    positions = place_digits(rng, c.canvas_size, c.digit_size)
-    noise_origins, noise_ids = dataset._place_noise(rng, len(pool))
-    n_noise, n_digits = len(noise_ids), len(positions)
-    digit_labels = bank.labels[digit_indices].astype(np.int64)
-    return CanvasLayout(
-        size=c.canvas_size,
-        origins=np.concatenate([noise_origins, positions]).astype(np.int64).reshape(-1, 2),
-        sides=np.concatenate([np.full(n_noise, c.noise_px), np.full(n_digits, c.digit_size)]).astype(np.int64),
-        sprites=(pool.patterns, area_resize(bank.images[digit_indices], c.digit_size)),
-        bank=np.concatenate([np.zeros(n_noise), np.ones(n_digits)]).astype(np.int64),
-        ref=np.concatenate([noise_ids, np.arange(n_digits)]).astype(np.int64),
-        digit_indices=digit_indices.astype(np.int64), digit_labels=digit_labels,
-        noise_patterns=np.asarray(noise_ids, dtype=np.int64), labels=canvas_labels(digit_labels, positions[:, 0]))
+__all__ = ["StampIndex", "MegapixelPatchSource"]
 
 
 class StampIndex:
@@ -158,7 +84,7 @@ class MegapixelPatchSource(WindowSource):
 
     def __init__(self, dataset: MegapixelMNIST, indices: list[int], patch_size: int,
                  stride: int | None = None) -> None:
-        layouts = [describe_canvas(dataset, i) for i in indices]
+        layouts = [dataset.layout(i) for i in indices]
         self._init(layouts, patch_size, stride)
 
     @classmethod

@@ -15,7 +15,7 @@ from ipslib.data.megapixel_mnist import MegapixelMNIST, to_float
 from ipslib.ips import IPSNet
 from ipslib.patches import patchify
 from ipslib.sources_disk import ArrayPatchSource, TiffPatchSource, array_layout, open_image_source
-from ipslib.sources_mnist import MegapixelPatchSource, describe_canvas
+from ipslib.sources_mnist import MegapixelPatchSource
 from ipslib.streaming import BlankSkippingEncoder, pixels_to_float, skip_blank_patches
 from ipslib.visualize import max_downsample
 
@@ -58,7 +58,7 @@ def test_streamed_patches_equal_cut_patches(canvas, digit, noise, n_noise, noise
 def test_description_matches_painted_canvas(noise_type):
     ds = _dataset(noise_type=noise_type, noise_size=35)
     for i in range(4):
-        canvas, layout = ds[i], describe_canvas(ds, i)
+        canvas, layout = ds[i], ds.layout(i)
         assert np.array_equal(layout.digit_boxes, canvas.digit_boxes)
         assert np.array_equal(layout.noise_boxes, canvas.noise_boxes)
         assert np.array_equal(layout.noise_patterns, canvas.noise_patterns)
@@ -66,7 +66,7 @@ def test_description_matches_painted_canvas(noise_type):
         assert layout.labels["majority"] == canvas.labels["majority"]
         assert np.array_equal(layout.render(), canvas.image)
     with pytest.raises(IndexError, match="out of range"):
-        describe_canvas(ds, len(ds))
+        ds.layout(len(ds))
 
 
 def test_blank_mask_is_sufficient_and_thumbnail_is_max_pooled():

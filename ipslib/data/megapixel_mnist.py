@@ -27,7 +27,7 @@ from ipslib.data.noise import NoisePool, build_noise_pool
 from ipslib.data.resize import area_resize
 from ipslib.patches import patchify
 
-__all__ = ["Canvas", "DigitBank", "MegapixelMNIST", "MegapixelMNISTTorch", "to_float", "place_digits",
+__all__ = ["Canvas", "CanvasLayout", "DigitBank", "MegapixelMNIST", "MegapixelMNISTTorch", "to_float", "place_digits",
            "canvas_labels", "N_DIGITS", "N_POSITIVE", "MAX_TRIES"]
 
 N_DIGITS = 5
@@ -56,6 +56,53 @@ class Canvas:
     noise_boxes: np.ndarray
     noise_patterns: np.ndarray
     labels: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class CanvasLayout:
+    """The sparse description of one canvas: stamps in painting order.
+
+    Attributes:
+        size: canvas side in pixels.
+        origins: int64 (K, 2) top-left (row, col) of each stamp.
+        sides: int64 (K,) side of each stamp.
+        sprites: (noise patterns uint8 (P, s, s), digit images uint8 (5, d, d)).
+        bank: int64 (K,) 0 for a noise stamp, 1 for a digit; ref: int64 (K,) index into that bank.
+        digit_indices, digit_labels: int64 (5,); noise_patterns: int64 (n,); labels: the canvas's tasks.
+    """
+
+    size: int
+    origins: np.ndarray
+    sides: np.ndarray
+    sprites: tuple[np.ndarray, np.ndarray]
+    bank: np.ndarray
+    ref: np.ndarray
+    digit_indices: np.ndarray
+    digit_labels: np.ndarray
+    noise_patterns: np.ndarray
+    labels: dict
+
+    @property
+    def digit_boxes(self) -> np.ndarray:
+        """int64 (5, 4) row, col, height, width, as :class:`~ipslib.data.megapixel_mnist.Canvas`."""
+        digits = self.bank == 1
+        return np.column_stack([self.origins[digits], self.sides[digits], self.sides[digits]])
+
+    @property
+    def noise_boxes(self) -> np.ndarray:
+        noise = self.bank == 0
+        return np.column_stack([self.origins[noise], self.sides[noise], self.sides[noise]])
+
+    def sprite(self, k: int) -> np.ndarray:
+        return self.sprites[self.bank[k]][self.ref[k]]
+
+    def render(self) -> np.ndarray:
+        """The whole canvas, uint8 (size, size): every stamp assigned in painting order."""
+        image = np.zeros((self.size, self.size), dtype=np.uint8)
+        stamps = zip(self.origins.tolist(), self.sides.tolist(), self.bank.tolist(), self.ref.tolist())
+        for (row, col), side, bank, ref in stamps:
+            image[row:row + side, col:col + side] = self.sprites[bank][ref]
+        return image
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,7 +238,8 @@ class MegapixelMNIST:
         key = (_SPLIT_KEY[self.split], _SAMPLE_STREAM, index)
         return np.random.default_rng(np.random.SeedSequence(self.config.data_seed, spawn_key=key))
 
-    def __getitem__(self, index: int) -> Canvas:
+    def layout(self, index: int) -> CanvasLayout:
+        """The sparse description of canvas ``index`` (its stamps in painting order), without painting it."""
         index = operator.index(index)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} is out of range for {len(self)} {self.split} canvases")
@@ -201,22 +249,24 @@ class MegapixelMNIST:
         digit_indices = bank.draw(rng, target)
         positions = place_digits(rng, c.canvas_size, c.digit_size)
         noise_origins, noise_ids = self._place_noise(rng, len(pool))
-        image = np.zeros((c.canvas_size, c.canvas_size), dtype=np.uint8)
-        s, d = c.noise_px, c.digit_size
-        for (row, col), k in zip(noise_origins.tolist(), noise_ids.tolist()):
-            image[row:row + s, col:col + s] = pool.patterns[k]
-        for (row, col), digit in zip(positions.tolist(), area_resize(bank.images[digit_indices], d)):
-            image[row:row + d, col:col + d] = digit
+        n_noise, n_digits = len(noise_ids), len(positions)
         digit_labels = bank.labels[digit_indices].astype(np.int64)
-        return Canvas(
-            image=image,
-            digit_boxes=np.column_stack([positions, np.full((N_DIGITS, 2), d)]),
-            digit_labels=digit_labels,
-            digit_indices=digit_indices.astype(np.int64),
-            noise_boxes=np.column_stack([noise_origins, np.full((len(noise_ids), 2), s)]).astype(np.int64),
-            noise_patterns=noise_ids,
-            labels=canvas_labels(digit_labels, positions[:, 0]),
-        )
+        return CanvasLayout(
+            size=c.canvas_size,
+            origins=np.concatenate([noise_origins, positions]).astype(np.int64).reshape(-1, 2),
+            sides=np.concatenate([np.full(n_noise, c.noise_px), np.full(n_digits, c.digit_size)]).astype(np.int64),
+            sprites=(pool.patterns, area_resize(bank.images[digit_indices], c.digit_size)),
+            bank=np.concatenate([np.zeros(n_noise), np.ones(n_digits)]).astype(np.int64),
+            ref=np.concatenate([noise_ids, np.arange(n_digits)]).astype(np.int64),
+            digit_indices=digit_indices.astype(np.int64), digit_labels=digit_labels,
+            noise_patterns=np.asarray(noise_ids, dtype=np.int64),
+            labels=canvas_labels(digit_labels, positions[:, 0]))
+
+    def __getitem__(self, index: int) -> Canvas:
+        layout = self.layout(index)
+        return Canvas(image=layout.render(), digit_boxes=layout.digit_boxes, digit_labels=layout.digit_labels,
+                      digit_indices=layout.digit_indices, noise_boxes=layout.noise_boxes,
+                      noise_patterns=layout.noise_patterns, labels=layout.labels)
 
     def _place_noise(self, rng: np.random.Generator, n_patterns: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-left corners (n, 2) and pattern indices (n,) of the canvas's noise placements."""
