@@ -8,7 +8,8 @@ import sys
 
 from ipslib.config import ConfigError
 
-COMMAND_MODULES = ["ipslib.commands.data", "ipslib.commands.train", "ipslib.commands.experiments"]
+COMMAND_MODULES = ["ipslib.commands.data", "ipslib.commands.train", "ipslib.commands.experiments",
+                   "ipslib.commands.predict"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,6 +47,15 @@ EXECUTION_KEYS = ("device", "num_workers", "threads")
 """Config keys that change where or how fast a run goes, not its result (excluded from the key)."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 class RunDirConflict(ConfigError):
     """The run directory holds a run with a different configuration."""
 
@@ -81,6 +90,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; give the usual mode of a new file
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
