@@ -66,7 +66,7 @@ def select_batch(net: torch.nn.Module, images: torch.Tensor, ctx: Context) -> An
     """
     patches = patchify(images, ctx.cfg.ips.patch_size, ctx.cfg.ips.stride)  # (B, N, C, p, p)
     size = ctx.cfg.train.sub_batch_size or len(images)
-    with torch.no_grad(), ctx.autocast():
+    with torch.no_grad():  # float32 even under amp: bf16 scores tie and would change the selection
         parts = [net.select(patches[i:i + size]) for i in range(0, len(images), size)]
     return _to_device(_concat(parts), ctx.device)
 
