@@ -6,8 +6,8 @@ Setting: canvases of side 1.5k ... 48k pixels, 28-px digits, Bézier noise of 28
 with the canvas area (50 at 1500², i.e. the same density everywhere: 51,200 curves at 48,000²), 50×50
 patches, M = I = 100, batch of one. Model: the paper's architecture (ResNet-18 with 2 stages, D = 128,
 8 heads), untrained (the point is speed and memory, not accuracy), ``dedup_blank`` on in both modes, no
-positional encoding (a positional table would add 4·N·D bytes, 450 MiB at 48,000²; recorded as
-``pos_table_mb``). Streaming adds the exactly-blank foreground filter (selection unchanged).
+positional encoding (its rows are computed per index on demand, so it would add no table of size N).
+Streaming adds the exactly-blank foreground filter (selection unchanged).
 
 Each case runs in a fresh process, so its peak resident memory is its own: sampled every 5 ms during
 inference (``peak_rss_mb``) and over the process's life (``process_peak_mb``, ``ru_maxrss``, which also
@@ -103,7 +103,6 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
             "baseline_rss_mb": rss.baseline / 2**20, "rss_increase_mb": (rss.peak - rss.baseline) / 2**20,
             "process_peak_mb": runtime.peak_memory_mb(torch.device("cpu")),
             "background_skipped": wrapper.skipped if wrapper is not None else None,
-            "pos_table_mb": cfg.n_patches * cfg.embed_dim * 4 / 2**20,
             "indices": sorted(selection.indices[0].tolist()),
             "majority_logits": logits["majority"][0].tolist()}
 

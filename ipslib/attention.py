@@ -181,8 +181,8 @@ def score_all_patches(net: Any, cfg: RunConfig, image_tensor: torch.Tensor, *, c
     with torch.no_grad():
         for start in range(0, len(patches), chunk):
             emb = encode_unique(net.encoder, patches[start:start + chunk].float())  # (n, D)
-            if net.pos_table is not None:
-                emb = emb + net.pos_table[start:start + len(emb)]
+            pos = net.positional(torch.arange(start, start + len(emb)))
+            emb = emb if pos is None else emb + pos
             logits.append(net.aggregator.attention.attention_logits(emb.unsqueeze(0)))  # (1, H, T, n)
     attn = torch.cat(logits, dim=-1).softmax(dim=-1)  # (1, H, T, N)
     return attn.mean(dim=(0, 1, 2)).numpy()

@@ -28,7 +28,7 @@ from ipslib.encoder import PatchEncoder
 from ipslib.selection import Selection, encode_unique, iterative_select, patch_order
 from ipslib.sources import DensePatches, PatchSource, as_source
 from ipslib.stkim import mask_logits, mask_scores
-from ipslib.transformer import Aggregator, AggregatorOutput, sinusoidal_table
+from ipslib.transformer import Aggregator, AggregatorOutput, sinusoidal_rows
 
 __all__ = ["IPSNet", "Selection", "PatchSource", "DensePatches", "AggregatorOutput"]
 
@@ -60,8 +60,7 @@ class IPSNet(nn.Module):
         semantic = regulariser.semantic_heads if regulariser.semantic_weight > 0 else None
         self.aggregator = Aggregator(embed_dim=encoder.embed_dim, tasks=tasks, config=aggregator,
                                      semantic_heads=semantic)
-        pos = sinusoidal_table(n_patches, encoder.embed_dim) if ips.use_pos else None
-        self.register_buffer("pos_table", pos, persistent=False)  # (N, D) or None
+        self.embed_dim = encoder.embed_dim
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "IPSNet":
@@ -93,9 +92,16 @@ class IPSNet(nn.Module):
     def _to_model(self, patches: Tensor) -> Tensor:
         return patches.to(device=self.device, dtype=self.aggregator.attention.query.dtype)
 
+    def positional(self, indices: Tensor) -> Tensor | None:
+        """Positional-encoding rows (..., D) of original patch indices, computed on demand; None if off."""
+        if not self.ips_config.use_pos:
+            return None
+        return sinusoidal_rows(indices, self.embed_dim).to(self.aggregator.attention.query.dtype)
+
     def _add_pos(self, emb: Tensor, indices: Tensor) -> Tensor:
         """emb (B, L, D) + positional-encoding rows of the original indices (B, L), if enabled."""
-        return emb if self.pos_table is None else emb + self.pos_table[indices]
+        pos = self.positional(indices)
+        return emb if pos is None else emb + pos
 
     def _encode_chunk(self, patches: Tensor) -> Tensor:
         """(B, k, C, p, p) -> (B, k, D) without gradients; identical patches encoded once if ``dedup_blank``."""
@@ -138,9 +144,6 @@ class IPSNet(nn.Module):
         """
         source = as_source(patches)
         n, b, m = source.n_patches, source.batch_size, self.ips_config.memory_size
-        if self.pos_table is not None and n > self.pos_table.shape[0]:
-            raise ValueError(f"got {n} patches per image but the positional encoding covers n_patches="
-                             f"{self.pos_table.shape[0]}")
         with torch.no_grad(), self._eval_mode():
             if m >= n:
                 indices = torch.arange(n, device=self.device).expand(b, n)  # (B, N)

@@ -49,11 +49,11 @@ class Prediction:
     skipped: int
 
 
-def load_model(checkpoint: str | Path, *, n_patches: int | None = None):
+def load_model(checkpoint: str | Path):
     """An IPSNet in eval mode and its RunConfig from a run directory or its ``checkpoint.pt``.
 
-    Args:
-        n_patches: N of the images to classify (sizes the positional table; default: the training N).
+    The model classifies images of any size: positional encodings are computed per patch index on demand.
+
     Raises:
         FileNotFoundError: no checkpoint there. ConfigError: the file is not an ipslib checkpoint.
     """
@@ -72,7 +72,7 @@ def load_model(checkpoint: str | Path, *, n_patches: int | None = None):
     encoder = dataclasses.replace(cfg.encoder, weights="none", weights_path="")  # the checkpoint has the weights
     net = IPSNet(encoder=encoder, aggregator=cfg.aggregator, ips=cfg.ips, regulariser=cfg.regulariser,
                  stkim=cfg.stkim, tasks=cfg.tasks, in_channels=cfg.in_channels,
-                 n_patches=n_patches or cfg.n_patches)
+                 n_patches=cfg.n_patches)
     net.load_state_dict(state)
     return net.eval(), cfg
 

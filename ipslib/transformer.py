@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ipslib.config import AggregatorConfig, ConfigError, TaskSpec
 
-__all__ = ["AggregatorOutput", "Aggregator", "CrossAttention", "MLPBlock", "sinusoidal_table",
+__all__ = ["AggregatorOutput", "Aggregator", "CrossAttention", "MLPBlock", "sinusoidal_table", "sinusoidal_rows",
            "SEMANTIC_HIDDEN", "SEMANTIC_HEAD_CHOICES"]
 
 SEMANTIC_HIDDEN = 128  # width of the paper's per-head semantic MLPs (DIS Eq. 12: three 128-unit layers)
@@ -50,20 +50,29 @@ class AggregatorOutput:
     branch_logits: dict[str, Tensor] | None = None
 
 
-def sinusoidal_table(n_positions: int, dim: int) -> Tensor:
-    """1-D sinusoidal positional encoding (spec §1.4).
+def sinusoidal_rows(positions: Tensor, dim: int) -> Tensor:
+    """Rows of the 1-D sinusoidal positional encoding (spec §1.4) for integer ``positions``, on demand.
+
+    Computed in float64 and returned as float32, so a row is the same whether it comes from a whole table
+    or alone; nothing of size N is ever held, however large the image.
 
     Returns:
-        (n_positions, dim) with pe[n, 2i] = sin(n·10000^(-2i/dim)) and pe[n, 2i+1] = cos(same).
+        (*positions.shape, dim) with pe[n, 2i] = sin(n·10000^(-2i/dim)) and pe[n, 2i+1] = cos(same).
     """
     if dim % 2:
         raise ValueError(f"sinusoidal positional encoding needs an even width; got {dim}")
-    position = torch.arange(n_positions, dtype=torch.float64).unsqueeze(1)  # (N, 1)
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(10000.0) / dim))  # (D / 2,)
-    table = torch.zeros(n_positions, dim, dtype=torch.float64)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq)
-    return table.float()
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device)
+                     * (-math.log(10000.0) / dim))  # (D / 2,)
+    angle = positions.to(torch.float64).unsqueeze(-1) * freq  # (..., D / 2)
+    rows = torch.empty(*positions.shape, dim, dtype=torch.float64, device=positions.device)
+    rows[..., 0::2] = torch.sin(angle)
+    rows[..., 1::2] = torch.cos(angle)
+    return rows.float()
+
+
+def sinusoidal_table(n_positions: int, dim: int) -> Tensor:
+    """The whole (n_positions, dim) table of :func:`sinusoidal_rows`."""
+    return sinusoidal_rows(torch.arange(n_positions), dim)
 
 
 class CrossAttention(nn.Module):

@@ -48,8 +48,8 @@ def one_shot_scores(net: IPSNet, x: torch.Tensor) -> torch.Tensor:
     net.eval()
     with torch.no_grad():
         emb = net.encoder(x.flatten(0, 1)).view(b, n, -1)
-        if net.pos_table is not None:
-            emb = emb + net.pos_table[:n]
+        pos = net.positional(torch.arange(n))
+        emb = emb if pos is None else emb + pos
         return net.aggregator.get_scores(emb)
 
 
@@ -73,9 +73,18 @@ def test_from_config() -> None:
     cfg = RunConfig.from_flat(canvas_size=160, patch_size=16, memory_size=10, iter_size=10, n_heads=2,
                               head_dim=8, mlp_dim=16)
     net = IPSNet.from_config(cfg)
-    assert net.n_patches == 100 and net.pos_table.shape == (100, 128)
+    assert net.n_patches == 100 and net.positional(torch.arange(100)).shape == (100, 128)
     assert net.aggregator.attention.query.shape == (1, 4, 128)
-    assert "pos_table" not in net.state_dict()
+    assert not any("pos" in key for key in net.state_dict())
+
+
+def test_positional_rows_equal_the_table() -> None:
+    from ipslib.transformer import sinusoidal_rows, sinusoidal_table
+
+    table = sinusoidal_table(1000, 128)
+    picks = torch.tensor([[0, 999, 17], [5, 5, 640]])
+    assert torch.equal(sinusoidal_rows(picks, 128), table[picks])
+    assert sinusoidal_rows(torch.tensor([921_599]), 128).shape == (1, 128)   # no table of size N needed
 
 
 @pytest.mark.parametrize("shuffle,style", [(False, "batch"), (True, "batch"), (True, "instance")])
@@ -288,6 +297,7 @@ def test_double_forward_keeps_first_call_logits() -> None:
     assert torch.equal(double.forward_features(sel).head_outputs, single.forward_features(sel).head_outputs)
 
 
-def test_too_many_patches_for_the_positional_table() -> None:
-    with pytest.raises(ValueError, match="n_patches=40"):
-        make_net().select(patches(n=41))
+def test_more_patches_than_at_training_time() -> None:
+    """Positional rows are computed on demand, so a model selects on images larger than its training size."""
+    sel = make_net().select(patches(n=41))
+    assert sel.indices.max() <= 40 and sel.indices.shape == (2, 5)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         name = f"mnist_{args.split}{args.mnist_index}_{source.height}"
         described = {"mnist": {"split": args.split, "index": args.mnist_index, "canvas_size": source.height,
                                "n_noise": int(len(layout.noise_patterns))}}
-    net, cfg = load_model(args.checkpoint, n_patches=source.n_patches)
+    net, cfg = load_model(args.checkpoint)
     result = predict(net, cfg, source, min_foreground=args.min_foreground, seed=args.seed)
     out = args.out or Path("outputs") / "predictions" / name
     report = {"checkpoint": str(args.checkpoint), **described, "image_size": [source.height, source.width],
