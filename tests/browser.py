@@ -98,7 +98,8 @@ def check_book(html_dir: Path, screenshots: Path | None = None) -> tuple[list[st
                 screenshots.mkdir(parents=True, exist_ok=True)
                 if page.name == "intro.html":
                     driver.save_screenshot(str(screenshots / "intro.png"))
-                elif "notebooks" in name and info["tables"] and not shot_results and "status" not in name:
+                elif "notebooks" in name and info["images"] and not shot_results and "status" not in name:
+                    driver.execute_script("document.querySelector('main img').scrollIntoView()")
                     driver.save_screenshot(str(screenshots / "results.png"))
                     shot_results = True
     finally:
