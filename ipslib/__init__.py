@@ -5,5 +5,13 @@ Importing ``ipslib`` does not import torch.
 """
 from ipslib.config import ConfigError, RunConfig
 
-__all__ = ["ConfigError", "RunConfig", "__version__"]
+__all__ = ["ConfigError", "RunConfig", "train", "__version__"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "train":  # lazily: importing ipslib must not import torch
+        from ipslib.engine import train
+
+        return train
+    raise AttributeError(f"module 'ipslib' has no attribute {name!r}")

@@ -9,6 +9,7 @@ key and what would be valid.
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import types
 import typing
@@ -599,5 +600,19 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(loaded).__name__}")
-    return loaded
+    return {key: _yaml_number(value) for key, value in loaded.items()}
+
+
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _yaml_number(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string; read it as the number everybody means."""
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, list):
+        return [_yaml_number(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _yaml_number(v) for k, v in value.items()}
+    return value
 

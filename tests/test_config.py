@@ -71,3 +71,10 @@ def test_yaml_errors_name_the_file(tmp_path):
 def test_build_accepts_dicts_and_coerces_numbers():
     cfg = build(MegapixelMNISTConfig, {"noise_thickness": 2, "canvas_size": 300})
     assert isinstance(cfg.noise_thickness, float) and cfg.o2i == 28 ** 2 / 300 ** 2
+
+
+def test_yaml_exponent_without_dot_is_a_number(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("lr: 3e-4\nweight_decay: 1E-2\nstkim_p: .5e0\n")
+    cfg = RunConfig.from_yaml(path)
+    assert (cfg.train.lr, cfg.train.weight_decay, cfg.stkim.stkim_p) == (3e-4, 1e-2, 0.5)
