@@ -34,12 +34,18 @@ def _nb(profile: str, name: str) -> str:
     return f"outputs/{profile}/notebooks/{name}"
 
 
+def _reading_order(experiment: Any) -> tuple:
+    """Chapters follow the spec's experiment ids (E1, E2, ..., then the unreported X runs)."""
+    first = experiment.ids[0] if experiment.ids else "Z"
+    return (first[0], int(first[1:]) if first[1:].isdigit() else 0, experiment.name)
+
+
 def toc(profile: str) -> dict[str, Any]:
     """The table of contents for ``profile``: static pages, one chapter per experiment, status page."""
-    experiments = load_experiments()
+    experiments = sorted(load_experiments().values(), key=_reading_order)
     parts = [{"caption": "The study", "chapters": [{"file": f} for f in STATIC_FRONT]}]
     for part, caption in PARTS.items():
-        chapters = [{"file": _nb(profile, e.name)} for e in experiments.values() if e.part == part]
+        chapters = [{"file": _nb(profile, e.name)} for e in experiments if e.part == part]
         if chapters:
             parts.append({"caption": caption, "chapters": chapters})
     parts.append({"caption": "About this book",

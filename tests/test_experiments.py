@@ -96,3 +96,12 @@ def test_manifest_cli_json():
 def test_every_profile_resolves(profile):
     rows = manifest(profile, root=ROOT)
     assert rows and all(r["profile"] == profile for r in rows)
+
+
+def test_root_toc_is_in_step_with_params():
+    import yaml
+
+    from ipslib.book import toc
+
+    committed = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert committed == toc("cpu"), "run `ipslib book --no-run` (or ipslib.book.write_toc('cpu')) to regenerate"

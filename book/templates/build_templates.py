@@ -85,6 +85,11 @@ chance.cells = [
          "simulated = simulated_chance_levels(dataset, n, exact['prediction'].to_dict())\n"
          "table = exact.join(simulated)\n"
          "glue('max_chance', float(exact.loc['max', 'chance (%)']), display=False)\n"
+         "p = table['chance (%)'] / 100\n"
+         "table['3 standard errors (%)'] = 300 * (p * (1 - p) / n) ** 0.5\n"
+         "agree = bool(((table['simulated (%)'] - table['chance (%)']).abs() <= table['3 standard errors (%)']).all())\n"
+         "glue('agreement', 'agrees with the exact values within three standard errors on every task' if agree\n"
+         "     else 'does NOT agree with the exact values within three standard errors', display=False)\n"
          "glue('n_simulated', n, display=False)\n"
          "display(Markdown(f'Digits: **{source}** test split ({len(dataset.digits.labels)} digits); '\n"
          "                 f'simulation: the first {n} generated test canvases.'))\n"
@@ -92,8 +97,8 @@ chance.cells = [
     md("## Verdict\n\nThe dissertation's §9.2 gives 30 % for Max by counting sets of three *distinct* digits "
        "(C(10, 3)). The generator draws three digits of the target class and two digits of other classes "
        "that may repeat, so the best constant guess for Max is 9 and its accuracy is the exact value in the "
-       "table, {glue:text}`max_chance:.1f` %, which the simulation over {glue:text}`n_simulated` canvases "
-       "confirms within sampling error. The dissertation's 30 % is close by coincidence, not by its "
+       "table, {glue:text}`max_chance:.1f` %. The simulation over {glue:text}`n_simulated` generated canvases "
+       "{glue:text}`agreement`. The dissertation's 30 % is close to the exact value by coincidence, not by its "
        "derivation (spec P19)."),
 ]
 nbf.write(chance, "book/templates/chance.ipynb")
