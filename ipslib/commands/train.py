@@ -7,18 +7,14 @@ finished one; a directory made with another configuration is refused.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ipslib.config import ConfigError, RunConfig, load_yaml_mapping
+from ipslib.config import ConfigError, RunConfig, load_yaml_mapping, yaml_number
 
 __all__ = ["register", "parse_sets", "load_config", "run"]
-
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("train", help="train one configuration into a run directory",
@@ -46,9 +42,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as err:
             raise ConfigError(f"--set {key}: value {text!r} is not valid YAML ({err})") from None
-        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
-            value = float(value)  # YAML 1.1 reads 3e-4 (no dot) as a string
-        overrides[key] = value
+        overrides[key] = yaml_number(value)  # YAML 1.1 reads 3e-4 (no dot) as a string
     return overrides
 
 

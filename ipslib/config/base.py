@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["ConfigError", "TaskSpec", "build", "to_dict", "load_yaml_mapping"]
+__all__ = ["ConfigError", "TaskSpec", "build", "to_dict", "load_yaml_mapping", "yaml_number"]
 
 
 class ConfigError(ValueError):
@@ -110,18 +110,18 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(loaded).__name__}")
-    return {key: _yaml_number(value) for key, value in loaded.items()}
+    return {key: yaml_number(value) for key, value in loaded.items()}
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-def _yaml_number(value: Any) -> Any:
+def yaml_number(value: Any) -> Any:
     """YAML 1.1 reads ``3e-4`` (no dot) as a string; read it as the number everybody means."""
     if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
         return float(value)
     if isinstance(value, list):
-        return [_yaml_number(v) for v in value]
+        return [yaml_number(v) for v in value]
     if isinstance(value, dict):
-        return {k: _yaml_number(v) for k, v in value.items()}
+        return {k: yaml_number(v) for k, v in value.items()}
     return value
