@@ -22,14 +22,13 @@ Writes ``outputs/benchmarks/inference_scale.json`` (atomically) and prints a tab
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks._isolated import run_isolated
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks" / "inference_scale.json"
@@ -109,16 +108,7 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """:func:`measure` in a fresh Python process (so memory peaks do not mix)."""
-    code = ("import json, sys; from benchmarks.inference_scale import measure; "
-            "print('RESULT ' + json.dumps(measure(json.loads(sys.argv[1]))))")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": str(case["threads"])}
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(case)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise RuntimeError(f"benchmark case {case} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_isolated("benchmarks.inference_scale", case, threads=case["threads"])
 
 
 def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

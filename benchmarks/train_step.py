@@ -20,21 +20,21 @@ Writes ``outputs/benchmarks/train_step.json`` (atomically) and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._isolated import run_isolated
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks" / "train_step.json"
 ORIGINAL = {"seconds_per_step": {1500: 3.4, 3000: 11.0}, "peak_memory_mb": 1.6 * 1024,
-            "note": "original IPS/dissertation code on our 2-core machines (measured by the project lead)"}
+            "note": "original IPS/dissertation code on our 2-core machines, as stated in issue #3"}
 MODES = {"ours (dedup_blank)": True, "dense (original)": False}
 
 
@@ -112,15 +112,7 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """:func:`measure` in a fresh Python process (so memory peaks do not mix)."""
-    code = ("import json, sys; from benchmarks.train_step import measure; "
-            "print('RESULT ' + json.dumps(measure(json.loads(sys.argv[1]))))")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(case)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise RuntimeError(f"benchmark case {case} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_isolated("benchmarks.train_step", case)
 
 
 def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,15 +21,6 @@ TINY = dict(canvas_size=160, digit_size=28, n_noise=10, n_train=8, n_test=4, dig
             epochs=1, batch_size=8, warmup_epochs=0, threads=1)
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions run fastest on one thread, and far slower on two when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_model")

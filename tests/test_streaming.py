@@ -20,15 +20,6 @@ from ipslib.streaming import BlankSkippingEncoder, pixels_to_float, skip_blank_p
 from ipslib.visualize import max_downsample
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions run fastest on one thread, and far slower on two when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 def _dataset(**kw) -> MegapixelMNIST:
     base = dict(canvas_size=300, digit_size=28, n_noise=30, n_train=20, n_test=5, digit_source="sample")
     return MegapixelMNIST({**base, **kw}, "train")
