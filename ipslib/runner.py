@@ -105,7 +105,7 @@ def _header(experiment: Experiment) -> str:
     lines = [f"# {experiment.title}", ""]
     facts = []
     if experiment.ids:
-        facts.append("experiment " + ", ".join(experiment.ids) + " of the project spec (§12)")
+        facts.append("experiment " + ", ".join(experiment.ids))
     if experiment.dissertation:
         facts.append(f"dissertation {experiment.dissertation}")
     if facts:
