@@ -28,6 +28,7 @@ from ipslib.config import RunConfig
 from ipslib.metrics import EpochMeter
 from ipslib.patches import patchify
 from ipslib.schedule import WarmupCosine, steps_per_epoch
+from ipslib.selection import Selection
 
 __all__ = ["train", "train_step", "gradient_step", "evaluate", "select_batch", "Context", "progress_default",
            "build_optimizer"]
@@ -56,7 +57,7 @@ class Context:
 
 
 # ------------------------------------------------------------------------------------------- steps
-def select_batch(net: torch.nn.Module, images: torch.Tensor, ctx: Context) -> Any:
+def select_batch(net: torch.nn.Module, images: torch.Tensor, ctx: Context) -> Selection:
     """IPS over a batch, ``sub_batch_size`` images at a time; the selection is moved to the device.
 
     Args:
@@ -71,22 +72,19 @@ def select_batch(net: torch.nn.Module, images: torch.Tensor, ctx: Context) -> An
     return _to_device(_concat(parts), ctx.device)
 
 
-def _concat(parts: list[Any]) -> Any:
+def _concat(parts: list[Selection]) -> Selection:
     if len(parts) == 1:
         return parts[0]
-    names = [f.name for f in dataclasses.fields(parts[0])] if dataclasses.is_dataclass(parts[0]) \
-        else list(parts[0]._fields)
-    return type(parts[0])(**{n: torch.cat([getattr(p, n) for p in parts]) for n in names})
+    names = [f.name for f in dataclasses.fields(Selection)]
+    return Selection(**{n: torch.cat([getattr(p, n) for p in parts]) for n in names})
 
 
-def _to_device(selection: Any, device: torch.device) -> Any:
-    moved = {n: getattr(selection, n).to(device) for n in ("patches", "indices", "scores")}
-    if dataclasses.is_dataclass(selection):
-        return dataclasses.replace(selection, **moved)
-    return selection._replace(**moved)
+def _to_device(selection: Selection, device: torch.device) -> Selection:
+    moved = {f.name: getattr(selection, f.name).to(device) for f in dataclasses.fields(Selection)}
+    return dataclasses.replace(selection, **moved)
 
 
-def _forward_losses(net: torch.nn.Module, selection: Any, targets: dict[str, torch.Tensor],
+def _forward_losses(net: torch.nn.Module, selection: Selection, targets: dict[str, torch.Tensor],
                     ctx: Context) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     from ipslib.losses import compute_losses
 
@@ -96,7 +94,7 @@ def _forward_losses(net: torch.nn.Module, selection: Any, targets: dict[str, tor
     return losses, output.logits
 
 
-def gradient_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, selection: Any,
+def gradient_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, selection: Selection,
                   targets: dict[str, torch.Tensor], ctx: Context, lr: float) -> tuple[dict, dict]:
     """The gradient pass over the B·M selected patches and one AdamW step at rate ``lr``.
 
