@@ -7,14 +7,15 @@ Accuracies in the tables are percentages; in the logs they are fractions.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
 from ipslib.experiments import project_root
 
-__all__ = ["reference_dir", "paper_tables", "run_logs", "run_log_epochs", "parse_match_key", "select",
+__all__ = ["reference_dir", "paper_tables", "run_logs", "run_log_epochs", "parse_match_key", "same_value",
            "SOURCE_TABLES", "SOURCE_LOGS"]
 
 SOURCE_TABLES = "Riffi-Aslett (2024), {table}"
@@ -54,14 +55,14 @@ def run_log_epochs() -> pd.DataFrame:
     return pd.read_csv(reference_dir() / "runs_per_epoch.csv.gz")
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Settings compared as numbers where both are numbers (``"28"`` equals ``28.0``), else as text;
+    missing values (None or NaN) equal only each other."""
+    missing_a = a is None or (isinstance(a, float) and math.isnan(a))
+    missing_b = b is None or (isinstance(b, float) and math.isnan(b))
+    if missing_a or missing_b:
+        return missing_a and missing_b
     try:
         return float(a) == float(b)
     except (TypeError, ValueError):
         return str(a) == str(b)
-
-
-def select(table: pd.DataFrame, criteria: Mapping[str, Any]) -> pd.DataFrame:
-    """Rows of :func:`paper_tables` whose match key agrees with every criterion (numbers compared as numbers)."""
-    keep = table["match"].map(lambda m: all(k in m and _same(m[k], v) for k, v in criteria.items()))
-    return table[keep]

@@ -107,7 +107,8 @@ class ExperimentResults:
     def _spec_for(self, ours: pd.Series) -> RunSpec | None:
         keys = self.varied_keys
         for spec in self.specs:
-            if all(_same_value(spec.varied.get(k), ours.get(k)) for k in keys) or (not keys and spec.name == ours.get("name")):
+            same = all(reference.same_value(spec.varied.get(k), ours.get(k)) for k in keys)
+            if same or (not keys and spec.name == ours.get("name")):
                 return spec
         return None
 
@@ -120,7 +121,7 @@ class ExperimentResults:
                 expected = implied[ours_key]
             else:
                 continue
-            if not _same_value(config.get(ours_key), expected):
+            if not reference.same_value(config.get(ours_key), expected):
                 return False
         return True
 
@@ -135,15 +136,6 @@ class ExperimentResults:
                 "difference": value - ref["value_numeric"], "repeats": int(ours["n"]),
                 "same_setting": self.profile == "paper",
                 "source": reference.SOURCE_TABLES.format(table=ref["table"])}
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    if a is None or b is None or (isinstance(a, float) and pd.isna(a)) or (isinstance(b, float) and pd.isna(b)):
-        return (a is None or pd.isna(a)) and (b is None or pd.isna(b))
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return str(a) == str(b)
 
 
 _WEIGHTS = {"V1": "imagenet_v1", "V2": "imagenet_v2"}
