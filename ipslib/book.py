@@ -20,7 +20,7 @@ import yaml
 
 from ipslib.experiments import PARTS, load_experiments, project_root
 from ipslib.records import atomic_write_text
-from ipslib.runner import execute_notebook, fingerprint, notebook_path, read_status, run_experiment
+from ipslib.runner import execute_notebook, fingerprint, notebook_path, read_status, run_all
 
 __all__ = ["toc", "toc_path", "html_dir", "environment_table", "execution_table", "total_seconds",
            "gpu_note", "build", "STATUS_NOTEBOOK"]
@@ -124,14 +124,17 @@ def gpu_note() -> str:
 
 
 def _run_stale(profile: str, jobs: int, force: bool, echo: Callable[[str], None]) -> None:
+    """Train and execute every experiment whose notebook is missing or stale (all its runs in one pool)."""
     status = read_status(profile)
+    stale = []
     for exp in load_experiments().values():
         entry = status.get(exp.name, {})
         fresh = (entry.get("status") == "ok" and entry.get("fingerprint") == fingerprint(exp, profile)
                  and notebook_path(profile, exp.name).is_file())
-        if fresh and not force:
-            continue
-        run_experiment(exp, profile, jobs=jobs, force=force, echo=echo)
+        if force or not fresh:
+            stale.append(exp.name)
+    if stale:
+        run_all(profile, names=stale, jobs=jobs, force=force, echo=echo)
 
 
 MATHJAX = "mathjax@3.2.2"

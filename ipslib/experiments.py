@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ipslib.config import ConfigError, RunConfig, load_yaml_mapping
+from ipslib.config import ConfigError, RunConfig, check_keys, load_yaml_mapping
+from ipslib.verdict import Claim, parse_claims
 
 __all__ = ["PROFILES", "PARTS", "Experiment", "RunSpec", "project_root", "load_experiment", "load_experiments",
            "manifest"]
@@ -24,7 +25,7 @@ __all__ = ["PROFILES", "PARTS", "Experiment", "RunSpec", "project_root", "load_e
 PROFILES = ("smoke", "cpu", "paper")
 PARTS = {"testbed": "Testbed experiments", "variants": "Method variants", "performance": "Performance"}
 _TOP_KEYS = {"title", "ids", "dissertation", "family", "notebook", "reference", "profiles", "description",
-             "part"}
+             "part", "claims"}
 _PROFILE_KEYS = {"fixed", "cases", "grid", "repeats", "note", "runs"}
 
 
@@ -96,6 +97,8 @@ class Experiment:
     profiles: dict[str, ProfileSpec]
     path: Path
     root: Path
+    claims: tuple[Claim, ...] = ()
+    """The dissertation's comparative claims, tested by :mod:`ipslib.verdict`."""
 
     def runs(self, profile: str) -> list[RunSpec]:
         """Every run of this experiment in ``profile``, in a stable order."""
@@ -139,12 +142,7 @@ def _family_defaults(root: Path, family: str | None, profile: str, where: Path) 
 
 
 def _parse_profile(raw: Any, where: str) -> ProfileSpec:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(sorted(_PROFILE_KEYS))}")
-    unknown = set(raw) - _PROFILE_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                          f"valid keys: {', '.join(sorted(_PROFILE_KEYS))}")
+    raw = check_keys(raw, _PROFILE_KEYS, where)
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{where}: grid must map each key to a non-empty list of values (a value may be a "
@@ -166,10 +164,7 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
     path = Path(path)
     root = project_root() if root is None else root
     raw = load_yaml_mapping(path)
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
-                          f"valid keys: {', '.join(sorted(_TOP_KEYS))}")
+    check_keys(raw, _TOP_KEYS, str(path))
     profiles_raw = raw.get("profiles") or {}
     missing = [p for p in PROFILES if p not in profiles_raw]
     if missing or set(profiles_raw) - set(PROFILES):
@@ -181,7 +176,7 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
         dissertation=str(raw.get("dissertation", "")), family=raw.get("family"),
         notebook=str(raw.get("notebook", "experiment")), reference=raw.get("reference"),
         description=str(raw.get("description", "")), part=str(raw.get("part", "testbed")),
-        profiles=profiles, path=path, root=root)
+        profiles=profiles, path=path, root=root, claims=parse_claims(raw.get("claims"), str(path)))
     if experiment.part not in PARTS:
         raise ConfigError(f"{path}: part={experiment.part!r} is not valid; choose one of {', '.join(PARTS)}")
     template = root / "book" / "templates" / f"{experiment.notebook}.ipynb"

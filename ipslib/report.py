@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from ipslib.results import ExperimentResults
 
 __all__ = ["settings_table", "runs_table", "summary_table", "comparison_table", "accuracy_figure",
-           "history_figure", "profile_note", "headline"]
+           "history_figure", "profile_note", "headline", "chance_note"]
 
 _PROFILE_NOTES = {
     "paper": "This page shows the **paper** profile: the dissertation's settings as its logs record them.",
@@ -29,6 +29,24 @@ def profile_note(results: ExperimentResults) -> str:
     note = _PROFILE_NOTES[results.profile]
     extra = results.experiment.profiles[results.profile].note
     return f"{note} {extra}".strip()
+
+
+def chance_note(results: ExperimentResults) -> str:
+    """One line: the accuracy of the best constant prediction per task, to read the results against."""
+    from ipslib.verdict import chance_levels
+
+    if not results.specs:
+        return ""
+    try:
+        levels = chance_levels(results.specs[0].config)
+    except (FileNotFoundError, OSError) as err:  # the real traffic data is absent: say so, do not guess
+        return f"Chance levels need the test data, which is not here ({err})."
+    dataset = results.specs[0].config.dataset
+    how = {"megapixel_mnist": "exact under the generator's sampling rule, as on the chance-levels page",
+           "synthetic_traffic": "the largest class share of the generator",
+           "traffic_signs": "the test split's majority class"}[dataset]
+    shown = ", ".join(f"{task} {100 * value:.1f} %" for task, value in levels.items())
+    return f"**Chance level** (best constant prediction; {how}): {shown}."
 
 
 def settings_table(results: ExperimentResults) -> pd.DataFrame:
@@ -56,6 +74,11 @@ def runs_table(results: ExperimentResults) -> pd.DataFrame:
                 columns.append(f"{stage} {task} (%)")
     if "best_epoch" in runs:
         columns.append("best_epoch")
+    for source, label in (("ms_per_batch", "ms per batch"), ("peak_memory_mb", "peak memory (MB)"),
+                          ("device", "device")):
+        if source in runs and runs[source].notna().any():
+            runs[label] = runs[source].round(1) if source != "device" else runs[source]
+            columns.append(label)
     return runs[[c for c in columns if c in runs]].set_index("name")
 
 

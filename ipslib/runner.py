@@ -46,7 +46,8 @@ def _update_status(profile: str, experiment: str, entry: dict[str, Any]) -> None
     atomic_write_json(status_path(profile), status)
 
 
-NOTEBOOK_MODULES = ("experiments", "results", "report", "reference", "attention", "stkim_analysis", "chance")
+NOTEBOOK_MODULES = ("experiments", "results", "report", "reference", "attention", "stkim_analysis", "chance",
+                    "verdict")
 """Modules whose code shapes what a notebook shows: a change re-executes the notebooks."""
 READS_BENCHMARKS = ("performance",)
 """Notebook templates that show ``outputs/benchmarks/*.json``: a new measurement re-executes them."""
@@ -167,11 +168,19 @@ def _hide_injected_parameters(path: Path) -> None:
 
 
 def run_experiment(experiment: Experiment, profile: str, *, jobs: int = 1, force: bool = False,
-                   echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train the missing runs of one experiment, execute its notebook and record the status."""
+                   echo: Callable[[str], None] = print,
+                   trained: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Train the missing runs of one experiment, execute its notebook and record the status.
+
+    ``trained``: the results of a :func:`train_runs` call that already covered these runs (``run_all``
+    trains every experiment's runs in one pool, so that all jobs stay busy); only this experiment's are used."""
     echo(f"[{profile}] {experiment.name}: {experiment.title}")
     specs = experiment.runs(profile)
-    trained = train_runs(specs, jobs=jobs, force=force, echo=echo)
+    if trained is None:
+        trained = train_runs(specs, jobs=jobs, force=force, echo=echo)
+    else:
+        keys = {s.key for s in specs}
+        trained = [r for r in trained if r["key"] in keys]
     failed = [r for r in trained if r["returncode"] != 0]
     notebook = execute_notebook(experiment, profile)
     echo(f"  notebook {notebook['notebook']}: {notebook['status']} in {notebook['seconds']} s"
@@ -195,4 +204,7 @@ def run_all(profile: str, *, names: list[str] | None = None, jobs: int = 1, forc
     if unknown:
         raise KeyError(f"unknown experiment(s) {', '.join(unknown)}; choose from {', '.join(experiments)}")
     chosen = [experiments[n] for n in (names or experiments)]
-    return {exp.name: run_experiment(exp, profile, jobs=jobs, force=force, echo=echo) for exp in chosen}
+    echo(f"[{profile}] training the runs of {len(chosen)} experiment(s) in one pool")
+    trained = train_runs([s for exp in chosen for s in exp.runs(profile)], jobs=jobs, force=force, echo=echo)
+    return {exp.name: run_experiment(exp, profile, jobs=jobs, force=force, echo=echo, trained=trained)
+            for exp in chosen}

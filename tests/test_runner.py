@@ -55,3 +55,29 @@ def test_failed_run_is_reported_and_others_continue(project):
     again = run_experiment(experiment, "smoke", echo=lines.append)
     assert "1 of 2 runs already finished; training 1" in "\n".join(lines)
     assert again["finished"] == 1
+
+
+def test_run_all_trains_every_experiment_in_one_pool(project, monkeypatch):
+    """All experiments' runs go to one train_runs call (so both jobs stay busy across experiments);
+    each experiment's status records only its own runs' training time."""
+    from ipslib import runner
+
+    (project / "params" / "second.yaml").write_text(PARAMS.replace("Runner test", "Second").replace(
+        "- {weights: imagenet_v1}    # cannot be downloaded here: this run fails", "- {n_noise: 3}"))
+    calls = []
+
+    def fake_train(specs, *, jobs=1, force=False, echo=print):
+        calls.append([s.key for s in specs])
+        return [{"name": s.name, "key": s.key, "returncode": 0, "seconds": 1.0, "log": ""}
+                for s in {s.key: s for s in specs}.values()]
+
+    monkeypatch.setattr(runner, "train_runs", fake_train)
+    monkeypatch.setattr(runner, "execute_notebook", lambda exp, profile: {"notebook": exp.name, "status": "ok",
+                                                                         "seconds": 0.0})
+    entries = runner.run_all("smoke", jobs=2, echo=lambda line: None)
+    assert len(calls) == 1
+    experiments = runner.load_experiments()
+    keys = {name: {s.key for s in experiments[name].runs("smoke")} for name in ("runner_test", "second")}
+    assert set(calls[0]) == keys["runner_test"] | keys["second"]
+    for name in keys:
+        assert set(entries[name]["train_seconds"]) == keys[name]

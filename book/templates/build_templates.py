@@ -29,6 +29,7 @@ exp.cells = [
     code("report.settings_table(results)", tags=["remove-input"]),
     md("## Results\n\nLast-epoch test accuracy (%), mean ± population std over repeats (the dissertation "
        "reports the last epoch and calls the test split *validation*)."),
+    code("display(Markdown(report.chance_note(results)))", tags=["remove-input"]),
     code("report.summary_table(results, 'last')", tags=["remove-input"]),
     md("Best-epoch test accuracy (%), the epoch with the highest mean test accuracy over tasks:"),
     code("report.summary_table(results, 'best')", tags=["remove-input"]),
@@ -39,6 +40,12 @@ exp.cells = [
     code("comparison = report.comparison_table(results)\n"
          "comparison if len(comparison) else Markdown('No table of the dissertation reports this experiment.')",
          tags=["remove-input"]),
+    md("## Verdict\n\nEach claim of the dissertation this chapter tests, with the two arms it compares "
+       "(rule: `ipslib.verdict`)."),
+    code("from ipslib import verdict\n\nevaluated = verdict.evaluate_all(results)\n"
+         "display(Markdown(verdict.verdict_markdown(evaluated, profile)))\n"
+         "claims = verdict.verdict_table(evaluated)\n"
+         "claims if len(claims) else None", tags=["remove-input"]),
     md("## Training curves"),
     code("report.history_figure(results)", tags=["remove-input"]),
     md("## Every run"),

@@ -63,6 +63,7 @@ reduced = ("" if profile == "paper" else
         code("report.settings_table(results)"),
         md("## Results\n\nLast-epoch test accuracy (%), mean ± population std over repeats (the dissertation "
            "reports the last epoch and calls the test split *validation*)."),
+        code("display(Markdown(report.chance_note(results)))"),
         code("summary = report.summary_table(results, 'last')\n"
              "summary if len(summary) else Markdown('No finished run yet.')"),
         md("Best-epoch test accuracy (%), the epoch with the highest mean test accuracy over tasks:"),
@@ -78,6 +79,12 @@ reduced = ("" if profile == "paper" else
 
 def tail() -> list:
     return [
+        md("## Verdict\n\nEach claim of the dissertation this chapter tests, with the two arms it compares "
+           "(rule: `ipslib.verdict`)."),
+        code("from ipslib import verdict\n\nevaluated = verdict.evaluate_all(results)\n"
+             "display(Markdown(verdict.verdict_markdown(evaluated, profile)))\n"
+             "claims = verdict.verdict_table(evaluated)\n"
+             "claims if len(claims) else None"),
         md("## Every run"),
         code("report.runs_table(results)"),
         code("for key, value in report.headline(results).items():\n    glue(key, value, display=False)",

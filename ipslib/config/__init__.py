@@ -6,7 +6,7 @@ section. Derived values (patch count, embedding width, task list, input channels
 never inputs. Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the
 key and what would be valid.
 """
-from ipslib.config.base import ConfigError, TaskSpec, build, load_yaml_mapping, yaml_number
+from ipslib.config.base import ConfigError, TaskSpec, build, check_keys, load_yaml_mapping, yaml_number
 from ipslib.config.data import (DATASETS, MNIST_TASKS, TRAFFIC_TASKS, MegapixelMNISTConfig, SyntheticTrafficConfig,
                                 TrafficSignsConfig)
 from ipslib.config.model import (AggregatorConfig, EncoderConfig, IPSConfig, RegulariserConfig, STKIMConfig,
@@ -16,5 +16,5 @@ from ipslib.config.run import SECTIONS, RunConfig
 __all__ = [
     "ConfigError", "TaskSpec", "MegapixelMNISTConfig", "TrafficSignsConfig", "SyntheticTrafficConfig",
     "IPSConfig", "EncoderConfig", "AggregatorConfig", "RegulariserConfig", "STKIMConfig", "TrainConfig",
-    "RunConfig", "DATASETS", "SECTIONS", "MNIST_TASKS", "TRAFFIC_TASKS", "build", "load_yaml_mapping", "yaml_number",
+    "RunConfig", "DATASETS", "SECTIONS", "MNIST_TASKS", "TRAFFIC_TASKS", "build", "check_keys", "load_yaml_mapping", "yaml_number",
 ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["ConfigError", "TaskSpec", "build", "to_dict", "load_yaml_mapping", "yaml_number"]
+__all__ = ["ConfigError", "TaskSpec", "build", "to_dict", "load_yaml_mapping", "yaml_number", "check_keys"]
 
 
 class ConfigError(ValueError):
@@ -93,6 +93,17 @@ def to_dict(obj: Any) -> dict[str, Any]:
         out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
 
+
+
+def check_keys(raw: Any, valid: typing.Collection[str], where: str) -> dict[str, Any]:
+    """``raw`` as a mapping whose keys are all in ``valid``; otherwise a ConfigError naming ``where``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(sorted(valid))}")
+    unknown = set(raw) - set(valid)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"valid keys: {', '.join(sorted(valid))}")
+    return dict(raw)
 
 
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
