@@ -23,6 +23,7 @@ from ipslib.records import atomic_write_text
 from ipslib.runner import execute_notebook, fingerprint, notebook_path, read_status, run_all
 
 __all__ = ["toc", "toc_path", "html_dir", "environment_table", "execution_table", "total_seconds",
+           "training_seconds", "notebook_seconds",
            "gpu_note", "build", "STATUS_NOTEBOOK"]
 
 STATUS_NOTEBOOK = "status"
@@ -109,9 +110,25 @@ def execution_table(profile: str) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("experiment") if rows else pd.DataFrame()
 
 
+def training_seconds(profile: str) -> tuple[float, int]:
+    """Training time of the profile's distinct finished runs, from their records (sum of epoch times; a run
+    shared by several experiments counts once), and how many runs that is."""
+    from ipslib.records import is_finished, load_run
+
+    specs = {s.key: s for exp in load_experiments().values() for s in exp.runs(profile)}
+    finished = [s for s in specs.values() if is_finished(s.run_dir, s.config)]
+    seconds = sum(float(load_run(s.run_dir).history["epoch_seconds"].sum()) for s in finished)
+    return seconds, len(finished)
+
+
+def notebook_seconds(profile: str) -> float:
+    """Execution time of the profile's notebooks, from the runner's status.json."""
+    return float(sum(e.get("seconds") or 0 for e in read_status(profile).values()))
+
+
 def total_seconds(profile: str) -> float:
-    status = read_status(profile)
-    return float(sum(sum(e.get("train_seconds", {}).values()) + (e.get("seconds") or 0) for e in status.values()))
+    """Training (each distinct run once) plus notebook execution time of ``profile``."""
+    return training_seconds(profile)[0] + notebook_seconds(profile)
 
 
 def gpu_note() -> str:

@@ -90,6 +90,8 @@ def summary_table(results: ExperimentResults, stage: str = "last", split: str = 
     summary["value"] = [f"{m:.1f} ± {s:.1f}" if n > 1 else f"{m:.1f}"
                         for m, s, n in zip(summary["mean"], summary["std"], summary["n"])]
     index = results.varied_keys or ["name"]
+    for key in index:   # a key some settings leave unset (e.g. proj_dim of a ResNet-18) shows as "–"
+        summary[key] = summary[key].astype(object).where(summary[key].notna(), "–")
     return summary.pivot_table(index=index, columns="task", values="value", aggfunc="first", sort=False)
 
 
@@ -102,9 +104,13 @@ def comparison_table(results: ExperimentResults, stage: str = "last") -> pd.Data
 
 def _plot_axis(results: ExperimentResults) -> tuple[str, str | None]:
     keys = results.varied_keys
-    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(results.runs[k])]
-    x = numeric[0] if numeric else (keys[0] if keys else "name")
-    hue = next((k for k in keys if k != x), None)
+    runs = results.runs
+    moving = [k for k in keys if runs[k].astype(str).nunique() > 1] or keys
+    numeric = [k for k in moving if pd.api.types.is_numeric_dtype(runs[k])]
+    x = numeric[0] if numeric else (moving[0] if moving else "name")
+    # a hue only for a key that varies at a fixed x (memory_size scaled with patch_size is no second axis)
+    hue = next((k for k in keys if k != x and
+                (runs.astype({x: str, k: str}).groupby(x)[k].nunique() > 1).any()), None)
     return x, hue
 
 

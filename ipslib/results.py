@@ -107,7 +107,8 @@ class ExperimentResults:
     def _spec_for(self, ours: pd.Series) -> RunSpec | None:
         keys = self.varied_keys
         for spec in self.specs:
-            same = all(reference.same_value(spec.varied.get(k), ours.get(k)) for k in keys)
+            flat = spec.config.to_flat()
+            same = all(reference.same_value(spec.varied.get(k, flat.get(k)), ours.get(k)) for k in keys)
             if same or (not keys and spec.name == ours.get("name")):
                 return spec
         return None
@@ -162,5 +163,10 @@ def load_results(experiment: str, profile: str) -> ExperimentResults:
         raise KeyError(f"experiment {experiment!r} is not in params/; choose one of {', '.join(experiments)}")
     exp = experiments[experiment]
     specs = exp.runs(profile)
-    runs = pd.DataFrame([_run_row(spec) for spec in specs])
-    return ExperimentResults(exp, profile, specs, runs)
+    varied = list(dict.fromkeys(k for spec in specs for k in spec.varied))
+    rows = []
+    for spec in specs:
+        # a setting a case leaves out takes its profile value, so every run has every varied key
+        flat = spec.config.to_flat()
+        rows.append({**_run_row(spec), **{k: spec.varied.get(k, flat.get(k)) for k in varied}})
+    return ExperimentResults(exp, profile, specs, pd.DataFrame(rows))

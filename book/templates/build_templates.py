@@ -63,10 +63,14 @@ status.cells = [
     code("%matplotlib inline\nfrom IPython.display import Markdown, display\nfrom myst_nb import glue\n\n"
          "from ipslib import book\n\n"
          "env = book.environment_table()\nstatus = book.execution_table(profile)\n"
-         "total = book.total_seconds(profile)\n"
+         "train, n_runs = book.training_seconds(profile)\nnotebooks = book.notebook_seconds(profile)\n"
+         "total = train + notebooks\n"
          "glue('total_hours', total / 3600, display=False)\n"
-         "display(Markdown(f'Profile **{profile}**: training and notebook time recorded for this profile: '\n"
-         "                 f'**{total / 3600:.2f} h** ({total:.0f} s).'))", tags=["remove-input"]),
+         "display(Markdown(f'Profile **{profile}**: **{total / 3600:.2f} h** of compute in all: {n_runs} distinct '\n"
+         "                 f'runs trained for {train / 3600:.2f} h (the sum of their epoch times from the run '\n"
+         "                 f'records; a run shared by several chapters counted once; runs trained in parallel '\n"
+         "                 f'overlap in wall-clock time), and the '\n"
+         "                 f'notebooks executed in {notebooks / 60:.1f} min.'))", tags=["remove-input"]),
     md("## Environment"),
     code("env", tags=["remove-input"]),
     md("## Execution status per experiment\n\n`runs` counts distinct runs, `finished` those with a "
