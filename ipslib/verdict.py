@@ -314,7 +314,8 @@ def verdict_table(evaluated: list[ClaimResult]) -> pd.DataFrame:
 def _sentence(i: int, item: ClaimResult) -> str:
     claim = item.claim
     source = f" Source: {claim.source}." if claim.source else ""
-    head = f"{i}. *{claim.text}*{source} **{item.outcome.capitalize()}**"
+    mark = " (one seed)" if _single_seed(item) else ""
+    head = f"{i}. *{claim.text}*{source} **{item.outcome.capitalize()}{mark}**"
     if item.reason:
         return f"{head}: {item.reason}."
     arms = f"`{item.higher_name}` against `{item.lower_name}`"
@@ -326,6 +327,14 @@ def _sentence(i: int, item: ClaimResult) -> str:
             parts.append(f"{task} {row['higher arm (%)']:.1f} vs {row['lower arm (%)']:.1f} % "
                          f"(z = {row['z']:.1f}, {row['result']})")
     return f"{head}: {arms}; " + "; ".join(parts) + "."
+
+
+def _single_seed(item: ClaimResult) -> bool:
+    """True when the claim was tested (some task compared) with one training seed per arm."""
+    if item.tasks.empty or "repeats" not in item.tasks:
+        return False
+    tested = item.tasks["repeats"].dropna()
+    return len(tested) > 0 and int(tested.min()) == 1
 
 
 def verdict_markdown(evaluated: list[ClaimResult], profile: str) -> str:
@@ -342,5 +351,9 @@ def verdict_markdown(evaluated: list[ClaimResult], profile: str) -> str:
              f"A difference counts when it exceeds {Z_THRESHOLD:g} standard errors (binomial over the test "
              "images, or the spread over repeats when larger); a task counts only when one arm beats "
              f"chance by more than two standard errors and {100 * LEARNED_FLOOR:g} points.", ""]
+    if any(_single_seed(e) for e in evaluated):
+        lines[0] += (" A verdict marked *one seed* compares single training runs: its standard error covers "
+                     "the sampling of the test images, not the variation from one training seed to another, "
+                     "which this profile does not measure for that claim; read it as weak evidence.")
     lines += [_sentence(i, item) for i, item in enumerate(evaluated, start=1)]
     return "\n".join(lines)

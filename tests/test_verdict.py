@@ -104,6 +104,10 @@ def test_verdict_text_and_table_carry_the_numbers(experiment):
     evaluated = [evaluate(c, specs, runs) for c in experiment.claims]
     text = verdict_markdown(evaluated, "smoke")
     assert "1 confirmed, 1 not confirmed" in text and "81.0 vs 56.0 %" in text and "Source: Table 0." in text
+    assert "one seed" not in text                       # two repeats per arm
+    single = experiment.runs("cpu")
+    once = [evaluate(c, single, _runs(single, {100: [0.55], 400: [0.80]})) for c in experiment.claims]
+    assert "**Confirmed (one seed)**" in verdict_markdown(once, "cpu") and "weak evidence" in verdict_markdown(once, "cpu")
     table = verdict_table(evaluated)
     assert list(table.index.get_level_values("claim")) == [1, 2]
     assert verdict_markdown([], "cpu").startswith("This chapter makes no comparative claim")

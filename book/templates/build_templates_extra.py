@@ -337,6 +337,8 @@ def main() -> None:
     for name, cells in (("attention_maps", ATTENTION), ("stkim", STKIM), ("stkim_density", DENSITY)):
         notebook = new_notebook(metadata=KERNEL)
         notebook.cells = cells
+        for i, cell in enumerate(notebook.cells):
+            cell["id"] = f"cell-{i}"   # stable ids: rebuilding an unchanged template changes nothing
         nbformat.write(notebook, HERE / f"{name}.ipynb")
 
 
