@@ -30,8 +30,18 @@ if TYPE_CHECKING:
     from ipslib.config import RunConfig
     from ipslib.results import ExperimentResults
 
-__all__ = ["n_iterations", "mask_probability", "survival_by_position", "survival_probability",
+__all__ = ["spearman", "n_iterations", "mask_probability", "survival_by_position", "survival_probability",
            "config_survival", "simulate_survival", "baseline_config", "survival_table", "survival_figure"]
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation (Pearson on average ranks; ties share their mean rank), without scipy."""
+    import pandas as pd
+
+    x, y = pd.Series(x, dtype=float).reset_index(drop=True), pd.Series(y, dtype=float).reset_index(drop=True)
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"spearman needs two sequences of equal length >= 2, got {len(x)} and {len(y)}")
+    return float(x.rank().corr(y.rank()))
 
 
 def n_iterations(n_patches: int, memory_size: int, iter_size: int) -> int:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ipslib.config import RunConfig
-from ipslib.stkim_analysis import (baseline_config, config_survival, mask_probability, n_iterations,
+from ipslib.stkim_analysis import (spearman, baseline_config, config_survival, mask_probability, n_iterations,
                                    simulate_survival, survival_by_position, survival_probability)
 
 
@@ -90,3 +90,16 @@ def test_simulation_through_ipsnet_select_agrees():
     kept = net.select(raw.view(b, n, 1, 1, 1)).indices
     simulated = float((kept == 7).any(dim=1).float().mean())
     assert _within_sampling_error(simulated, survival_probability(n, m, i, p), b)
+
+
+def test_spearman_on_ranks_without_scipy():
+    """Monotone relations give +-1 whatever their shape; ties share their mean rank (here rho = 0.9487)."""
+    assert spearman([0.1, 0.5, 0.9, 1.0], [10, 11, 50, 99]) == pytest.approx(1.0)
+    assert spearman([0.1, 0.5, 0.9, 1.0], [99, 50, 11, 10]) == pytest.approx(-1.0)
+    # average ranks: x -> 1, 2.5, 2.5, 4 and y -> 1, 2, 3, 4
+    xr, yr = np.array([1, 2.5, 2.5, 4]), np.array([1, 2, 3, 4])
+    expected = np.corrcoef(xr, yr)[0, 1]
+    assert spearman([0.2, 0.6, 0.6, 1.0], [1, 2, 3, 4]) == pytest.approx(expected)
+    assert expected == pytest.approx(0.9487, abs=1e-4)
+    with pytest.raises(ValueError, match="equal length"):
+        spearman([1, 2], [1])

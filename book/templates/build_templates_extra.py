@@ -237,7 +237,7 @@ criterion = ("Criterion: the accuracy drop *tracks* the survival probability whe
              "the unmasked baseline (survival 1), the Spearman rank correlation between survival and accuracy is "
              "at least 0.8; this needs at least three distinct survival values.")
 if levels >= 3:
-    rho = float(points["survival"].rank().corr(points["accuracy"].rank()))   # Spearman: Pearson on ranks (no scipy)
+    rho = stkim_analysis.spearman(points["survival"], points["accuracy"])
     outcome = "tracks" if rho >= 0.8 else "does not track"
     verdict = (f"Over {len(points)} settings (survival {points['survival'].min():.2f} to 1), Spearman's rho is "
                f"{rho:.2f}: the accuracy drop **{outcome}** the survival of a salient patch.")
