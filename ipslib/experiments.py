@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ class RunSpec:
     @property
     def key(self) -> str:
         return self.config.key()
+
+    @cached_property
+    def flat(self) -> dict[str, Any]:
+        """The run's flat config (``config.to_flat()``, computed once; do not mutate)."""
+        return self.config.to_flat()
 
     @property
     def run_dir(self) -> Path:

@@ -107,8 +107,7 @@ class ExperimentResults:
     def _spec_for(self, ours: pd.Series) -> RunSpec | None:
         keys = self.varied_keys
         for spec in self.specs:
-            flat = spec.config.to_flat()
-            same = all(reference.same_value(spec.varied.get(k, flat.get(k)), ours.get(k)) for k in keys)
+            same = all(reference.same_value(spec.flat.get(k), ours.get(k)) for k in keys)
             if same or (not keys and spec.name == ours.get("name")):
                 return spec
         return None
@@ -164,9 +163,6 @@ def load_results(experiment: str, profile: str) -> ExperimentResults:
     exp = experiments[experiment]
     specs = exp.runs(profile)
     varied = list(dict.fromkeys(k for spec in specs for k in spec.varied))
-    rows = []
-    for spec in specs:
-        # a setting a case leaves out takes its profile value, so every run has every varied key
-        flat = spec.config.to_flat()
-        rows.append({**_run_row(spec), **{k: spec.varied.get(k, flat.get(k)) for k in varied}})
+    # every run gets every varied key: a setting a case leaves out shows its profile value
+    rows = [{**_run_row(spec), **{k: spec.flat.get(k) for k in varied}} for spec in specs]
     return ExperimentResults(exp, profile, specs, pd.DataFrame(rows))

@@ -134,20 +134,18 @@ def parse_claims(raw: Any, where: str) -> tuple[Claim, ...]:
 
 
 @lru_cache(maxsize=32)
-def _chance_cached(dataset: str, data_flat: tuple) -> tuple[tuple[str, float], ...]:
-    flat = dict(data_flat)
-    config = RunConfig.from_flat({"dataset": dataset, **flat}, where="chance levels")
+def _chance(dataset: str, data: Any) -> tuple[tuple[str, float], ...]:
     if dataset == "megapixel_mnist":
         from ipslib.chance import exact_chance_levels
         from ipslib.data.megapixel_mnist import MegapixelMNIST
 
-        table = exact_chance_levels(MegapixelMNIST(config.data, "test").digits.labels)
+        table = exact_chance_levels(MegapixelMNIST(data, "test").digits.labels)
         return tuple((task, float(table.loc[task, "chance (%)"]) / 100) for task in table.index)
     if dataset == "synthetic_traffic":
-        return (("sign", float(max(config.data.class_probs))),)
+        return (("sign", float(max(data.class_probs))),)
     from ipslib.data.traffic_signs import TrafficSigns
 
-    labels = np.asarray(TrafficSigns(config.data, "test").labels)
+    labels = np.asarray(TrafficSigns(data, "test").labels)
     return (("sign", float(np.bincount(labels).max() / len(labels))),)
 
 
@@ -155,12 +153,9 @@ def chance_levels(config: RunConfig) -> dict[str, float]:
     """Accuracy of the best constant prediction per task (fractions) on the test split's distribution.
 
     Megapixel MNIST: exact, from the generator's sampling rule and the digit pool (:mod:`ipslib.chance`);
-    synthetic traffic: the largest class share; the real traffic signs: the test split's majority class."""
-    from dataclasses import fields
-
-    data = {f.name: getattr(config.data, f.name) for f in fields(config.data)}
-    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return dict(_chance_cached(config.dataset, tuple(sorted(data.items()))))
+    synthetic traffic: the largest class share; the real traffic signs: the test split's majority class.
+    Cached per data config (the frozen data configs are hashable)."""
+    return dict(_chance(config.dataset, config.data))
 
 
 @dataclass
@@ -174,28 +169,23 @@ class ClaimResult:
 
 
 def _setting(spec: RunSpec) -> tuple:
-    flat = spec.config.to_flat()
-    flat.pop("train_seed", None)
-    return tuple(sorted((k, repr(v)) for k, v in flat.items()))
+    """The run's settings without its training seed: repeats of one setting share it."""
+    return tuple(sorted((k, repr(v)) for k, v in spec.flat.items() if k != "train_seed"))
 
 
 def _select(specs: list[RunSpec], selector: dict[str, Any]) -> list[RunSpec]:
+    from ipslib.reference import same_value   # reference imports experiments, which imports this module
+
     chosen = specs
     for key, wanted in selector.items():
-        values = [s.config.to_flat().get(key) for s in chosen]
+        values = [s.flat.get(key) for s in chosen]
         present = [v for v in values if v is not None]
         if wanted in ("max", "min") and present:
             target = max(present) if wanted == "max" else min(present)
         else:
             target = wanted
-        chosen = [s for s, v in zip(chosen, values) if _same(v, target)]
+        chosen = [s for s, v in zip(chosen, values) if same_value(v, target)]
     return chosen
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
 
 
 def _n_test(config: RunConfig) -> int:
