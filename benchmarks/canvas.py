@@ -27,7 +27,7 @@ import torch
 
 from ipslib.config import MegapixelMNISTConfig
 from ipslib.data.megapixel_mnist import MegapixelMNIST, to_float
-from ipslib.patches import patchify
+from ipslib.model.patches import patchify
 
 PATCH = 50
 ORIGINAL_MS = {"generate_and_sparsify": 12.0, "densify_and_patchify": 16.0}   # the reference numbers

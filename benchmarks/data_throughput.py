@@ -68,9 +68,10 @@ def cpu_profile_consumption(steps: int = 3) -> dict[str, Any]:
     """Time training steps at the cpu-profile setting on pre-made batches (data excluded)."""
     import torch
 
-    from ipslib import engine, runtime
+    from ipslib.engine import training as engine
+    from ipslib.engine import runtime
     from ipslib.data import build_dataset
-    from ipslib.ips import IPSNet
+    from ipslib.model.ips import IPSNet
 
     cfg = config("cpu", BATCH)
     torch.set_num_threads(1)
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    from ipslib.records import atomic_write_json
+    from ipslib.engine.records import atomic_write_json
 
     produced = []
     for setting in SETTINGS:

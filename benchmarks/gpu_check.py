@@ -46,9 +46,10 @@ def step_config(canvas: int, amp: str):
 def train_step_case(canvas: int, amp: str) -> dict[str, Any]:
     import torch
 
-    from ipslib import engine, runtime
+    from ipslib.engine import training as engine
+    from ipslib.engine import runtime
     from ipslib.data import build_dataset
-    from ipslib.ips import IPSNet
+    from ipslib.model.ips import IPSNet
 
     cfg = step_config(canvas, amp)
     device = torch.device("cuda")
@@ -80,9 +81,9 @@ def inference_case(canvas: int) -> dict[str, Any]:
 
     from benchmarks.inference_scale import case_config
     from ipslib.data.megapixel_mnist import MegapixelMNIST
-    from ipslib.ips import IPSNet
-    from ipslib.sources_mnist import MegapixelPatchSource
-    from ipslib.streaming import skip_blank_patches
+    from ipslib.model.ips import IPSNet
+    from ipslib.data.mnist_patches import MegapixelPatchSource
+    from ipslib.streaming.windows import skip_blank_patches
 
     cfg = case_config(canvas)
     torch.manual_seed(0)
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_check: no CUDA device is available (torch.cuda.is_available() is False); "
               "run this on a machine with an NVIDIA GPU. Nothing was measured or written.", file=sys.stderr)
         return 2
-    from ipslib.records import atomic_write_json
+    from ipslib.engine.records import atomic_write_json
 
     report: dict[str, Any] = {
         "benchmark": "gpu_check", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

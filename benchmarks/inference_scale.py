@@ -58,7 +58,7 @@ def case_config(canvas: int):
 
 def _patches(mode: str, cfg, dataset):
     """The patch input of ``net.select``: a dense tensor (B=1) or a streaming source."""
-    from ipslib.sources_mnist import MegapixelPatchSource
+    from ipslib.data.mnist_patches import MegapixelPatchSource
 
     if mode == "dense":
         return dataset.torch(patch_size=PATCH)[0][0].unsqueeze(0)  # (1, N, 1, p, p)
@@ -72,10 +72,10 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from benchmarks.train_step import PeakRSS
-    from ipslib import runtime
+    from ipslib.engine import runtime
     from ipslib.data.megapixel_mnist import MegapixelMNIST
-    from ipslib.ips import IPSNet
-    from ipslib.streaming import skip_blank_patches
+    from ipslib.model.ips import IPSNet
+    from ipslib.streaming.windows import skip_blank_patches
 
     torch.set_num_threads(case["threads"])
     cfg = case_config(case["canvas"])
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip dense cases whose canvas + float patches would exceed this")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    from ipslib.records import atomic_write_json
+    from ipslib.engine.records import atomic_write_json
 
     results = []
     for canvas in args.sizes:

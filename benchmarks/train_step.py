@@ -1,6 +1,6 @@
 """Benchmark one IPS training step at the original megapixel-MNIST setting, fast path vs faithful dense mode.
 
-A step is what the engine does per batch (:func:`ipslib.engine.train_step`): IPS selection over all N
+A step is what the engine does per batch (:func:`ipslib.engine.training.train_step`): IPS selection over all N
 patches of B = 4 canvases (no gradients), the gradient pass over the B·M selected patches, and the AdamW
 step. Setting: 28-px digits, 50 Bézier noise curves, 50×50 patches, M = I = 100, on 1500² (N = 900) and
 3000² (N = 3600) canvases. ``dedup_blank=True`` (ours: identical patches, mostly blank ones, are encoded
@@ -77,9 +77,10 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     """Run one case in this process: ``{"canvas", "dedup_blank", "batch_size", "steps", "threads"}``."""
     import torch
 
-    from ipslib import engine, runtime
+    from ipslib.engine import training as engine
+    from ipslib.engine import runtime
     from ipslib.data import build_dataset
-    from ipslib.ips import IPSNet
+    from ipslib.model.ips import IPSNet
 
     cfg = case_config(case["canvas"], case["dedup_blank"], case["batch_size"], case["threads"])
     if cfg.train.threads:
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--canvas", type=int, nargs="+", default=None, help="canvas sides (default 1500 3000)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    from ipslib.records import atomic_write_json
+    from ipslib.engine.records import atomic_write_json
 
     load_start = os.getloadavg()[0]  # other processes on the cores inflate the wall times
     canvases = args.canvas or ([1500] if args.quick else [1500, 3000])

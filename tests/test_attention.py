@@ -7,9 +7,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ipslib import attention
+from ipslib.analysis import attention
 from ipslib.config import RunConfig
-from ipslib.ips import IPSNet
+from ipslib.model.ips import IPSNet
 
 P, SIDE = 8, 40  # 5 x 5 grid
 BRIGHT = {7: 1.0, 13: 0.8, 21: 0.6}  # grid index -> brightness of the patches the stub model must keep

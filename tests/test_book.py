@@ -27,7 +27,7 @@ def smoke_book():
 @pytest.mark.slow
 def test_smoke_book_executes_every_notebook(smoke_book):
     status = json.loads((ROOT / "outputs" / "smoke" / "status.json").read_text())
-    from ipslib.experiments import load_experiments
+    from ipslib.study.experiments import load_experiments
 
     assert set(status) == set(load_experiments(ROOT))
     bad = {name: entry for name, entry in status.items() if entry["status"] != "ok" or entry["failed"]}
@@ -45,7 +45,7 @@ def test_browser_visits_every_page(smoke_book):
     shots = ROOT / "_build" / "smoke" / "screenshots"
     problems, facts = browser.check_book(HTML, shots)
     assert not problems, problems
-    from ipslib.experiments import load_experiments
+    from ipslib.study.experiments import load_experiments
 
     notebook_pages = [name for name in facts if "notebooks" in name]
     assert len(notebook_pages) == len(load_experiments(ROOT)) + 1          # + the status page

@@ -1,4 +1,4 @@
-"""``ipslib data show`` / ``ipslib data fetch`` and the figure helpers in :mod:`ipslib.visualize`."""
+"""``ipslib data show`` / ``ipslib data fetch`` and the figure helpers in :mod:`ipslib.data.display`."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +9,7 @@ from PIL import Image
 
 from ipslib import cli
 from ipslib.data import mnist
-from ipslib.visualize import draw_sample, format_labels, max_downsample
+from ipslib.data.display import draw_sample, format_labels, max_downsample
 
 PARAMS = """\
 dataset: megapixel_mnist

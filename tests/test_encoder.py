@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from ipslib.config import EncoderConfig
-from ipslib.encoder import PatchEncoder, WeightsUnavailableError
+from ipslib.model.encoder import PatchEncoder, WeightsUnavailableError
 
 
 @pytest.mark.parametrize("n_blocks", [1, 2, 4])

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ipslib import engine, records
+from ipslib.engine import training as engine
+from ipslib.engine import records
 from ipslib.config import RunConfig
 
 TINY = dict(canvas_size=200, digit_size=28, n_noise=5, n_train=6, n_test=3, digit_source="sample",
@@ -93,7 +94,7 @@ def test_other_config_in_the_same_run_dir_is_refused(tmp_path):
 
 
 def _one_step(cfg: RunConfig, images, targets):
-    from ipslib.ips import IPSNet
+    from ipslib.model.ips import IPSNet
 
     torch.manual_seed(0)
     net = IPSNet.from_config(cfg)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ipslib.config import ConfigError
-from ipslib.experiments import PROFILES, load_experiment, load_experiments, manifest
+from ipslib.study.experiments import PROFILES, load_experiment, load_experiments, manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_IDS = {f"E{i}" for i in range(1, 20)} | {"X1", "X2"}
@@ -101,7 +101,7 @@ def test_every_profile_resolves(profile):
 def test_root_toc_is_in_step_with_params():
     import yaml
 
-    from ipslib.book import toc
+    from ipslib.study.book import toc
 
     committed = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    assert committed == toc("cpu"), "run `ipslib book --no-run` (or ipslib.book.write_toc('cpu')) to regenerate"
+    assert committed == toc("cpu"), "run `ipslib book --no-run` (or ipslib.study.book.write_toc('cpu')) to regenerate"

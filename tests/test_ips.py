@@ -9,8 +9,8 @@ import torch
 
 from ipslib.config import (AggregatorConfig, ConfigError, EncoderConfig, IPSConfig, RegulariserConfig, RunConfig,
                            STKIMConfig, TaskSpec)
-from ipslib.ips import IPSNet
-from ipslib.selection import encode_unique, patch_order
+from ipslib.model.ips import IPSNet
+from ipslib.model.selection import encode_unique, patch_order
 
 
 MNIST = {"majority": TaskSpec(10, "multiclass"), "max": TaskSpec(10, "multiclass"),
@@ -79,7 +79,7 @@ def test_from_config() -> None:
 
 
 def test_positional_rows_equal_the_table() -> None:
-    from ipslib.transformer import sinusoidal_rows, sinusoidal_table
+    from ipslib.model.transformer import sinusoidal_rows, sinusoidal_table
 
     table = sinusoidal_table(1000, 128)
     picks = torch.tensor([[0, 999, 17], [5, 5, 640]])

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ipslib.config import ConfigError, RegulariserConfig, TaskSpec
-from ipslib.losses import compute_losses, diversity_loss, semantic_loss, task_loss
-from ipslib.transformer import AggregatorOutput
+from ipslib.engine.losses import compute_losses, diversity_loss, semantic_loss, task_loss
+from ipslib.model.transformer import AggregatorOutput
 
 
 MC, ML = TaskSpec(3, "multiclass"), TaskSpec(2, "multilabel")

@@ -231,7 +231,7 @@ def test_torch_view_and_default_collate():
     assert targets["multi"].dtype == torch.float32 and targets["multi"].shape == (10,)
     xb, tb = next(iter(torch.utils.data.DataLoader(view, batch_size=2)))
     assert xb.shape == (2, 1, 200, 200) and tb["max"].shape == (2,) and tb["multi"].shape == (2, 10)
-    from ipslib.patches import patchify
+    from ipslib.model.patches import patchify
     patches, _ = ds.torch(patch_size=50)[2]
     assert patches.shape == (16, 1, 50, 50) and patches.is_contiguous()
     assert torch.equal(patches, patchify(x, 50))

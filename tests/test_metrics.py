@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ipslib.config import TaskSpec
-from ipslib.metrics import EpochMeter, accuracy, correct
+from ipslib.engine.metrics import EpochMeter, accuracy, correct
 
 
 def test_multiclass_accuracy_is_argmax_agreement():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ipslib.experiments import load_experiments
-from ipslib.records import is_finished
-from ipslib.runner import fingerprint, notebook_path, read_status
+from ipslib.study.experiments import load_experiments
+from ipslib.engine.records import is_finished
+from ipslib.study.runner import fingerprint, notebook_path, read_status
 
 ROOT = Path(__file__).resolve().parents[1]
 READS_MODELS = {"attention_maps", "stkim_density"}

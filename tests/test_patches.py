@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipslib.patches import covered_shape, grid_shape, patch_origin, patchify, unpatchify
+from ipslib.model.patches import covered_shape, grid_shape, patch_origin, patchify, unpatchify
 
 
 @st.composite

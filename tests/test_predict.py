@@ -9,12 +9,12 @@ import tifffile
 import torch
 from PIL import Image
 
-from ipslib import engine
+from ipslib.engine import training as engine
 from ipslib.cli import main
 from ipslib.config import RunConfig
 from ipslib.data.megapixel_mnist import MegapixelMNIST
-from ipslib.predict import load_model, predict, score_grid
-from ipslib.sources_mnist import MegapixelPatchSource
+from ipslib.engine.predict import load_model, predict, score_grid
+from ipslib.data.mnist_patches import MegapixelPatchSource
 
 TINY = dict(canvas_size=160, digit_size=28, n_noise=10, n_train=8, n_test=4, digit_source="sample",
             patch_size=40, memory_size=4, iter_size=4, n_res_blocks=1, n_heads=2, head_dim=8, mlp_dim=16,
@@ -67,7 +67,7 @@ def test_prediction_is_the_same_for_stream_and_file(run_dir, tmp_path):
     ds = MegapixelMNIST(_data(), "test")
     streamed = predict(net, cfg, MegapixelPatchSource(ds, [0], 40))
     np.save(tmp_path / "x.npy", ds[0].image)
-    from ipslib.predict import image_source
+    from ipslib.engine.predict import image_source
 
     from_file = predict(net, cfg, image_source(cfg, tmp_path / "x.npy"))
     assert np.array_equal(streamed.indices, from_file.indices)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ipslib import records
+from ipslib.engine import records
 from ipslib.config import RunConfig
 
 

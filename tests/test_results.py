@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipslib.records import atomic_write_json, summarise, write_config, write_history
+from ipslib.engine.records import atomic_write_json, summarise, write_config, write_history
 
 DEFAULTS = """
 traffic:
@@ -60,9 +60,9 @@ def _record(spec, accuracy: float, epoch_seconds: float = 10.0) -> None:
 
 
 def test_a_case_leaving_a_key_unset_keeps_its_row(project):
-    from ipslib import report
-    from ipslib.experiments import load_experiments
-    from ipslib.results import load_results
+    from ipslib.study import report
+    from ipslib.study.experiments import load_experiments
+    from ipslib.study.results import load_results
 
     small, large = load_experiments()["patches"].runs("smoke")
     _record(small, 0.8)
@@ -77,8 +77,8 @@ def test_a_case_leaving_a_key_unset_keeps_its_row(project):
 
 
 def test_training_time_counts_a_shared_run_once(project):
-    from ipslib import book
-    from ipslib.experiments import load_experiments
+    from ipslib.study import book
+    from ipslib.study.experiments import load_experiments
 
     experiments = load_experiments()
     patches = experiments["patches"].runs("smoke")

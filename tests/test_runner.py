@@ -36,8 +36,8 @@ def project(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_failed_run_is_reported_and_others_continue(project):
-    from ipslib.experiments import load_experiments
-    from ipslib.runner import run_experiment, status_path
+    from ipslib.study.experiments import load_experiments
+    from ipslib.study.runner import run_experiment, status_path
 
     lines = []
     experiment = load_experiments()["runner_test"]
@@ -60,7 +60,7 @@ def test_failed_run_is_reported_and_others_continue(project):
 def test_run_all_trains_every_experiment_in_one_pool(project, monkeypatch):
     """All experiments' runs go to one train_runs call (so both jobs stay busy across experiments);
     each experiment's status records only its own runs' training time."""
-    from ipslib import runner
+    from ipslib.study import runner
 
     (project / "params" / "second.yaml").write_text(PARAMS.replace("Runner test", "Second").replace(
         "- {weights: imagenet_v1}    # cannot be downloaded here: this run fails", "- {n_noise: 3}"))
@@ -81,3 +81,19 @@ def test_run_all_trains_every_experiment_in_one_pool(project, monkeypatch):
     assert set(calls[0]) == keys["runner_test"] | keys["second"]
     for name in keys:
         assert set(entries[name]["train_seconds"]) == keys[name]
+
+
+def test_fingerprint_follows_packages_through_importlib():
+    from ipslib.study.runner import NOTEBOOK_PACKAGES, package_files
+
+    files = package_files()
+    assert "ipslib.study/runner.py" in files and "ipslib.data/chance.py" in files
+    assert all(path.is_file() for path in files.values())
+    assert {name.split("/")[0] for name in files} == set(NOTEBOOK_PACKAGES)
+
+
+def test_fingerprint_refuses_a_package_it_cannot_find():
+    from ipslib.study.runner import package_files
+
+    with pytest.raises(ModuleNotFoundError, match="ipslib.no_such_package"):
+        package_files(("ipslib.no_such_package",))

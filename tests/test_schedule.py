@@ -4,7 +4,7 @@ import math
 import pytest
 
 from ipslib.config import TrainConfig
-from ipslib.schedule import WarmupCosine, steps_per_epoch
+from ipslib.engine.schedule import WarmupCosine, steps_per_epoch
 
 
 def test_steps_per_epoch_counts_the_last_partial_batch():

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ipslib.config import RunConfig
-from ipslib.stkim_analysis import (spearman, baseline_config, config_survival, mask_probability, n_iterations,
+from ipslib.analysis.stkim_survival import (spearman, baseline_config, config_survival, mask_probability, n_iterations,
                                    simulate_survival, survival_by_position, survival_probability)
 
 
@@ -74,7 +74,7 @@ class _Identity(nn.Module):
 def test_simulation_through_ipsnet_select_agrees():
     """IPSNet.select itself (shuffle, iterations, the author's STKIM in eval) with a stubbed scorer."""
     from ipslib.config import AggregatorConfig, EncoderConfig, IPSConfig, RegulariserConfig, STKIMConfig, TaskSpec
-    from ipslib.ips import IPSNet
+    from ipslib.model.ips import IPSNet
 
     n, m, i, p, b = 30, 4, 5, 0.25, 3000
     net = IPSNet(encoder=EncoderConfig(n_res_blocks=1), aggregator=AggregatorConfig(n_heads=1, head_dim=2, mlp_dim=2),

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from ipslib.config import RunConfig
 from ipslib.data.megapixel_mnist import MegapixelMNIST, to_float
-from ipslib.ips import IPSNet
-from ipslib.patches import patchify
-from ipslib.sources_disk import ArrayPatchSource, TiffPatchSource, array_layout, open_image_source
-from ipslib.sources_mnist import MegapixelPatchSource
-from ipslib.streaming import BlankSkippingEncoder, pixels_to_float, skip_blank_patches
-from ipslib.visualize import max_downsample
+from ipslib.model.ips import IPSNet
+from ipslib.model.patches import patchify
+from ipslib.streaming.disk import ArrayPatchSource, TiffPatchSource, array_layout, open_image_source
+from ipslib.data.mnist_patches import MegapixelPatchSource
+from ipslib.streaming.windows import BlankSkippingEncoder, pixels_to_float, skip_blank_patches
+from ipslib.data.display import max_downsample
 
 
 def _dataset(**kw) -> MegapixelMNIST:

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from ipslib.config import AggregatorConfig, ConfigError, TaskSpec
-from ipslib.stkim import mask_logits, top_k_mask
-from ipslib.transformer import Aggregator, sinusoidal_table
+from ipslib.model.stkim import mask_logits, top_k_mask
+from ipslib.model.transformer import Aggregator, sinusoidal_table
 
 
 MNIST = {"majority": TaskSpec(10, "multiclass"), "max": TaskSpec(10, "multiclass"),

@@ -1,4 +1,4 @@
-"""Computed verdicts (ipslib.verdict): claim parsing, arm selection, the decision rule and the real params."""
+"""Computed verdicts (ipslib.study.verdict): claim parsing, arm selection, the decision rule and the real params."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from ipslib.config import ConfigError
-from ipslib.experiments import load_experiment, load_experiments
-from ipslib.verdict import Z_THRESHOLD, evaluate, parse_claims, verdict_markdown, verdict_table
+from ipslib.study.experiments import load_experiment, load_experiments
+from ipslib.study.verdict import Z_THRESHOLD, evaluate, parse_claims, verdict_markdown, verdict_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ exp.cells = [
     code('experiment: str = "o2i_datasize"   # a params/<experiment>.yaml file\n'
          'profile: str = "cpu"               # smoke | cpu | paper', tags=["parameters", "remove-cell"]),
     code("%matplotlib inline\nimport pandas as pd\nfrom IPython.display import Markdown, display\nfrom myst_nb import glue\n\n"
-         "from ipslib import report\nfrom ipslib.results import load_results\n\n"
+         "from ipslib import report\nfrom ipslib.study.results import load_results\n\n"
          'pd.set_option("display.max_rows", 200)\n'
          "results = load_results(experiment, profile)\n"
          "display(Markdown(report.profile_note(results)))\n"
@@ -48,7 +48,7 @@ exp.cells = [
          "comparison if len(comparison) else Markdown('No table of the dissertation reports this experiment.')",
          tags=["remove-input"]),
     md("## Verdict\n\nEach claim of the dissertation this chapter tests, with the two arms it compares "
-       "(rule: `ipslib.verdict`)."),
+       "(rule: `ipslib.study.verdict`)."),
     code("from ipslib import verdict\n\nevaluated = verdict.evaluate_all(results)\n"
          "display(Markdown(verdict.verdict_markdown(evaluated, profile)))\n"
          "claims = verdict.verdict_table(evaluated)\n"
@@ -94,7 +94,7 @@ chance.cells = [
     md("# Chance levels\n\nReplaced by the runner.", tags=["title"]),
     code('experiment: str = "chance_levels"\nprofile: str = "cpu"', tags=["parameters", "remove-cell"]),
     code("%matplotlib inline\nfrom IPython.display import Markdown, display\nfrom myst_nb import glue\n\n"
-         "from ipslib.chance import exact_chance_levels, simulated_chance_levels\n"
+         "from ipslib.data.chance import exact_chance_levels, simulated_chance_levels\n"
          "from ipslib.data import MegapixelMNIST\n\n"
          "n = 300 if profile == 'smoke' else 5000\n"
          "source = 'sample' if profile == 'smoke' else 'mnist'\n"

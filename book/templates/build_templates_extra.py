@@ -43,8 +43,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from ipslib import report
-from ipslib.results import load_results
+from ipslib.study import report
+from ipslib.study.results import load_results
 {imports}
 pd.set_option("display.max_rows", 200)
 results = load_results(experiment, profile)
@@ -80,7 +80,7 @@ reduced = ("" if profile == "paper" else
 def tail() -> list:
     return [
         md("## Verdict\n\nEach claim of the dissertation this chapter tests, with the two arms it compares "
-           "(rule: `ipslib.verdict`)."),
+           "(rule: `ipslib.study.verdict`)."),
         code("from ipslib import verdict\n\nevaluated = verdict.evaluate_all(results)\n"
              "display(Markdown(verdict.verdict_markdown(evaluated, profile)))\n"
              "claims = verdict.verdict_table(evaluated)\n"
@@ -92,7 +92,7 @@ def tail() -> list:
     ]
 
 
-ATTENTION = head("mnist_attention_maps", "from ipslib import attention\nfrom ipslib.visualize import format_labels\n") + [
+ATTENTION = head("mnist_attention_maps", "from ipslib import attention\nfrom ipslib.data.display import format_labels\n") + [
     code("""
 if any(spec.config.dataset == "synthetic_traffic" for spec in results.specs):
     display(Markdown("**The traffic images on this page are SYNTHETIC**: generated road scenes "

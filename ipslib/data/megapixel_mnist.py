@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from ipslib.config import ConfigError, MegapixelMNISTConfig, build
 from ipslib.data.noise import NoisePool, build_noise_pool
 from ipslib.data.resize import area_resize
-from ipslib.patches import patchify
+from ipslib.model.patches import patchify
 
 __all__ = ["Canvas", "CanvasLayout", "DigitBank", "MegapixelMNIST", "MegapixelMNISTTorch", "to_float", "place_digits",
            "canvas_labels", "N_DIGITS", "N_POSITIVE", "MAX_TRIES"]

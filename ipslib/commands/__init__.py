@@ -1,1 +1,0 @@
-"""Command groups of the ``ipslib`` command line (see :mod:`ipslib.cli`)."""

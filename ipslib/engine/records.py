@@ -1,0 +1,227 @@
+"""Run directories: what a training run writes, and how to read it back.
+
+A run directory (``ipslib train ... --out RUN_DIR`` or :func:`ipslib.engine.training.train`) holds
+
+* ``config.yaml`` - the resolved configuration as flat keys (usable again as a params file); its first
+  line is a comment with the config key (:meth:`RunConfig.key`);
+* ``history.csv`` - one row per finished epoch (columns: :data:`HISTORY_HEAD`, then
+  ``train/...`` and ``test/...``: ``loss``, ``accuracy`` (mean over tasks), ``task_loss``,
+  ``<task>/loss``, ``<task>/accuracy``, ``diversity``, ``semantic``);
+* ``metrics.json`` - ``last``/``best`` epoch results per split and task, ``efficiency``, ``finished``,
+  ``config_key``, ``epochs`` (see :func:`read_metrics`);
+* ``checkpoint.pt`` - model, optimiser, RNG states and history, for resuming.
+
+Every file is replaced atomically (temporary file in the same directory, then ``os.replace``), so a
+reader never sees a half-written file and an interrupted run leaves the previous epoch's files intact.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ipslib.config import ConfigError, RunConfig, load_yaml_mapping
+
+__all__ = [
+    "CONFIG_FILE", "HISTORY_FILE", "METRICS_FILE", "CHECKPOINT_FILE", "HISTORY_HEAD", "TIMING_FIELDS",
+    "RunRecord", "RunDirConflict", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+    "write_config", "read_config", "write_history", "read_history", "read_metrics", "load_run",
+    "is_finished", "config_diff", "check_run_dir", "summarise",
+]
+
+CONFIG_FILE = "config.yaml"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+HISTORY_HEAD = ["epoch", "lr", "epoch_seconds", "ms_per_batch", "peak_memory_mb"]
+TIMING_FIELDS = ("epoch_seconds", "ms_per_batch", "peak_memory_mb", "wall_seconds")
+"""Columns/keys that measure speed or memory and so differ between otherwise identical runs."""
+EXECUTION_KEYS = ("device", "num_workers", "threads")
+"""Config keys that change where or how fast a run goes, not its result (excluded from the key)."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+class RunDirConflict(ConfigError):
+    """The run directory holds a run with a different configuration."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run directory read back: its config, per-epoch history and final metrics."""
+
+    run_dir: Path
+    config: RunConfig
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.metrics.get("finished"))
+
+
+# ------------------------------------------------------------------------------------ atomic writes
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; give the usual mode of a new file
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+# ------------------------------------------------------------------------------------------- config
+def write_config(run_dir: str | Path, cfg: RunConfig) -> Path:
+    header = f"# ipslib run config; config_key: {cfg.key()}\n"
+    body = yaml.safe_dump(cfg.to_flat(), sort_keys=False, default_flow_style=False)
+    return atomic_write_text(Path(run_dir) / CONFIG_FILE, header + body)
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / CONFIG_FILE
+    return RunConfig.from_flat(load_yaml_mapping(path), where=str(path))
+
+
+def config_diff(old: RunConfig, new: RunConfig, *, ignore: tuple[str, ...] = EXECUTION_KEYS) -> dict[str, tuple]:
+    """Flat keys whose values differ: ``{key: (old, new)}``, keys in ``ignore`` left out."""
+    a, b = old.to_flat(), new.to_flat()
+    keys = [k for k in dict.fromkeys([*a, *b]) if k not in ignore]
+    return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
+
+
+def check_run_dir(run_dir: str | Path, cfg: RunConfig) -> None:
+    """Refuse a run directory that was made with a different configuration (naming the keys)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        return
+    try:
+        old = read_config(run_dir)
+    except ConfigError as err:
+        raise RunDirConflict(f"{run_dir} holds a config that cannot be read ({err}); use another --out") from None
+    diff = config_diff(old, cfg)
+    if diff:
+        changes = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        raise RunDirConflict(f"{run_dir} holds a run with a different config (differing keys: {changes}); "
+                             "use another --out, or delete the directory to start over")
+
+
+# ----------------------------------------------------------------------------------- history/metrics
+def write_history(run_dir: str | Path, rows: list[dict[str, Any]]) -> Path:
+    frame = pd.DataFrame(rows)
+    ordered = [c for c in HISTORY_HEAD if c in frame] + [c for c in frame if c not in HISTORY_HEAD]
+    return atomic_write_text(Path(run_dir) / HISTORY_FILE, frame[ordered].to_csv(index=False))
+
+
+def read_history(run_dir: str | Path) -> pd.DataFrame:
+    path = Path(run_dir) / HISTORY_FILE
+    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=HISTORY_HEAD)
+
+
+def summarise(history: list[dict[str, Any]], tasks: list[str], **fields: Any) -> dict[str, Any]:
+    """The ``metrics.json`` dict from history rows: ``last`` and ``best`` (highest mean test accuracy,
+    earliest on ties) epoch blocks, efficiency over all epochs, then ``fields`` (``finished``,
+    ``config_key``, ``epochs``, ``device``, extras)."""
+    def block(row: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"epoch": int(row["epoch"])}
+        for split in ("train", "test"):
+            out[split] = {t: {m: _number(row.get(f"{split}/{t}/{m}")) for m in ("accuracy", "loss")}
+                          for t in tasks}
+        return out
+
+    def score(row: dict[str, Any]) -> tuple[float, int]:
+        value = _number(row.get("test/accuracy", row.get("train/accuracy")))
+        return (-1.0 if value is None else value, -int(row["epoch"]))
+
+    device = fields.pop("device", None)
+    efficiency = {
+        "ms_per_batch": _mean([r["ms_per_batch"] for r in history]),
+        "peak_memory_mb": max((r["peak_memory_mb"] for r in history), default=None),
+        "device": device,
+    }
+    return {"last": block(history[-1]) if history else None,
+            "best": block(max(history, key=score)) if history else None,
+            "efficiency": efficiency, **fields}
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)  # NaN -> None (valid JSON)
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v == v]
+    return sum(values) / len(values) if values else None
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """``metrics.json`` as a dict: ``{"last": {"epoch", "train": {task: {"accuracy", "loss"}}, "test":
+    ...}, "best": same for the epoch with the highest mean test accuracy, "efficiency":
+    {"ms_per_batch", "peak_memory_mb", "device"}, "finished", "config_key", "epochs", ...}``; ``{}``
+    when the file does not exist."""
+    path = Path(run_dir) / METRICS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    """Read a run directory (finished or not). Raises FileNotFoundError without ``config.yaml``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    return RunRecord(run_dir, read_config(run_dir), read_history(run_dir), read_metrics(run_dir))
+
+
+def is_finished(run_dir: str | Path, cfg: RunConfig | None = None) -> bool:
+    """True when ``metrics.json`` says the run finished and, given ``cfg``, was made with the same key."""
+    metrics = read_metrics(run_dir)
+    if not metrics.get("finished"):
+        return False
+    return cfg is None or metrics.get("config_key") == cfg.key()
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """Serialise with ``torch.save`` into memory (then write with :func:`atomic_write_bytes`)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()

@@ -1,0 +1,94 @@
+"""Claims of the dissertation as a params file states them (``claims:``), parsed and validated.
+
+Each claim names two arms of the experiment by their settings and the direction the dissertation reports;
+:mod:`ipslib.study.verdict` tests them against the run records. See that module for the file format.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from ipslib.config import ConfigError, RunConfig, check_keys
+
+__all__ = ["Claim", "parse_claims"]
+
+_CLAIM_KEYS = {"text", "source", "higher", "lower", "within", "expect", "tasks", "smoke", "cpu", "paper"}
+_ARM_KEYS = ("higher", "lower", "within")
+_EXPECT = ("higher", "similar")
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    higher: dict[str, Any]
+    lower: dict[str, Any]
+    source: str = ""
+    within: dict[str, Any] = field(default_factory=dict)
+    expect: str = "higher"
+    tasks: tuple[str, ...] = ()
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Per profile: a mapping replacing ``higher``/``lower``/``within`` where that profile's grid differs, or
+    a string saying why the claim cannot be tested in that profile."""
+
+    def for_profile(self, profile: str) -> "Claim | str":
+        override = self.overrides.get(profile)
+        if override is None:
+            return self
+        if isinstance(override, str):
+            return override
+        return Claim(self.text, dict(override.get("higher", self.higher)), dict(override.get("lower", self.lower)),
+                     self.source, dict(override.get("within", self.within)), self.expect, self.tasks)
+
+
+@lru_cache(maxsize=1)
+def _flat_keys() -> frozenset[str]:
+    """Every flat config key of every dataset (claims of traffic files select on subset_fraction etc.)."""
+    from ipslib.config.data import DATASETS
+
+    keys: set[str] = set()
+    for name, data_class in DATASETS.items():
+        keys |= set(RunConfig(dataset=name, data=data_class()).to_flat())
+    return frozenset(keys)
+
+
+def parse_claims(raw: Any, where: str) -> tuple[Claim, ...]:
+    """Validate a params file's ``claims:`` list (keys are checked against the flat config keys)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: claims must be a list of mappings, got {type(raw).__name__}")
+    valid_keys = _flat_keys()
+    claims = []
+    for i, item in enumerate(raw):
+        here = f"{where} claims[{i}]"
+        item = check_keys(item, _CLAIM_KEYS, here)
+        for required in ("text", "higher", "lower"):
+            if required not in item:
+                raise ConfigError(f"{here}: missing key {required!r}")
+        overrides = {p: item[p] for p in ("smoke", "cpu", "paper") if p in item}
+        selectors = [(f"{here}.{name}", name, item.get(name)) for name in _ARM_KEYS]
+        for profile, override in overrides.items():
+            if isinstance(override, str):
+                continue
+            if not isinstance(override, dict) or set(override) - set(_ARM_KEYS):
+                raise ConfigError(f"{here}.{profile}: must be a reason (text) or a mapping with keys "
+                                  f"{', '.join(_ARM_KEYS)}")
+            selectors += [(f"{here}.{profile}.{name}", name, override[name]) for name in override]
+        for label, name, selector in selectors:
+            selector = selector or {}
+            if not isinstance(selector, dict) or (name != "within" and not selector):
+                raise ConfigError(f"{label}: must be a non-empty mapping of config keys to values")
+            bad = set(selector) - valid_keys
+            if bad:
+                raise ConfigError(f"{label}: {', '.join(sorted(bad))} is not a config key")
+        expect = item.get("expect", "higher")
+        if expect not in _EXPECT:
+            raise ConfigError(f"{here}.expect={expect!r} is not valid; choose one of {', '.join(_EXPECT)}")
+        tasks = item.get("tasks") or ()
+        if isinstance(tasks, str) or not all(isinstance(t, str) for t in tasks):
+            raise ConfigError(f"{here}.tasks must be a list of task names")
+        claims.append(Claim(text=str(item["text"]), higher=dict(item["higher"]), lower=dict(item["lower"]),
+                            source=str(item.get("source", "")), within=dict(item.get("within") or {}),
+                            expect=expect, tasks=tuple(tasks), overrides=overrides))
+    return tuple(claims)

@@ -1,0 +1,74 @@
+"""The STKIM chapters (E9-E11, X2): accuracy against the analytic survival of a salient patch."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ipslib.config import RunConfig
+from ipslib.analysis.stkim_survival import (baseline_config, config_survival, n_iterations,
+                                            survival_probability)
+from ipslib.engine.records import is_finished, read_metrics
+from ipslib.study.results import ExperimentResults
+
+__all__ = ["survival_table", "survival_figure"]
+
+
+def _mean_accuracy(run_dir, cfg: RunConfig, tasks: list[str]) -> float:
+    if not is_finished(run_dir, cfg):
+        return float("nan")
+    last = read_metrics(run_dir)["last"]["test"]
+    return 100 * float(np.mean([last[t]["accuracy"] for t in tasks]))
+
+
+def survival_table(results: ExperimentResults) -> pd.DataFrame:
+    """One row per run: STKIM arm, N, M, I, K, P, n_iter, analytic survival, and the last-epoch test
+    accuracy (mean over tasks, %) beside that of the same run without STKIM (looked up by config in this
+    profile's run folder, so a baseline trained by another experiment counts) and the drop."""
+    rows = []
+    for spec in results.specs:
+        cfg, tasks = spec.config, list(spec.config.tasks)
+        base = baseline_config(cfg)
+        accuracy = _mean_accuracy(spec.run_dir, cfg, tasks)
+        base_acc = _mean_accuracy(spec.run_dir.parent / base.key(), base, tasks)
+        rows.append({
+            "run": spec.name.split("/", 1)[-1], "arm": cfg.stkim.stkim_mode if cfg.stkim.active else "none",
+            "K": cfg.stkim.stkim_k, "P": cfg.stkim.stkim_p, "N": cfg.n_patches, "M": cfg.ips.memory_size,
+            "I": cfg.ips.iter_size,
+            "n_iter": n_iterations(cfg.n_patches, cfg.ips.memory_size, cfg.ips.iter_size),
+            "survival": config_survival(cfg), "accuracy (%)": accuracy,
+            "baseline accuracy (%)": base_acc, "drop (points)": base_acc - accuracy,
+            "repeat": spec.repeat})
+    return pd.DataFrame(rows)
+
+
+def survival_figure(results: ExperimentResults, table: pd.DataFrame):
+    """Left: analytic survival against P for each (N, M, I) of this profile and of the paper profile, the
+    runs' P marked. Right: last-epoch test accuracy (mean over tasks) against survival, per arm."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.6, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    grid = np.linspace(0, 1, 101)
+    settings = {(s.profile, s.config.n_patches, s.config.ips.memory_size, s.config.ips.iter_size)
+                for s in [*results.specs, *results.experiment.runs("paper")]}
+    for profile, n, m, i in sorted(settings):
+        curve = [survival_probability(n, m, i, p) for p in grid]
+        left.plot(grid, curve, label=f"{profile}: N={n}, M={m}, I={i} ({n_iterations(n, m, i)} it.)")
+    author = table[table["arm"] == "seed_selection"]
+    left.scatter(author["P"], author["survival"], color="black", zorder=3, s=18, label="runs (author's arm)")
+    left.set(xlabel="masking probability P", ylabel="survival of a salient patch", ylim=(0, 1.02),
+             title="analytic survival (author's STKIM)")
+    left.legend(fontsize=7)
+    masked = table[table["arm"] != "none"]
+    means = masked.groupby(["arm", "K", "P"], sort=False, as_index=False)[["survival", "accuracy (%)"]].mean()
+    base = table.groupby("repeat")["baseline accuracy (%)"].first().mean()  # one baseline per training seed
+    points = pd.concat([means, pd.DataFrame({"arm": ["none (baseline)"], "survival": [1.0], "accuracy (%)": [base]})])
+    points = points.dropna(subset=["accuracy (%)"])
+    if len(points):
+        sns.scatterplot(data=points, x="survival", y="accuracy (%)", hue="arm", style="arm", s=50, ax=right)
+    else:
+        right.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=right.transAxes)
+    right.set(xlabel="survival of a salient patch", ylabel="last-epoch test accuracy, mean of tasks (%)",
+              xlim=(-0.02, 1.05), ylim=(0, 100), title="measured accuracy")
+    return fig

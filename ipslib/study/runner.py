@@ -1,0 +1,236 @@
+"""Execute experiments: train the missing runs of the manifest, then run the experiment's notebook.
+
+Each run trains in its own process (``ipslib train``), so runs can go in parallel (``jobs``) with their
+share of the CPU threads, a failed run cannot take the others down, and its log stays in
+``<run_dir>/train.log``. The notebook is executed with papermill into
+``outputs/<profile>/notebooks/<experiment>.ipynb``. What happened is recorded in
+``outputs/<profile>/status.json``, which the book's execution-status page reads.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from ipslib.study.experiments import Experiment, RunSpec, load_experiments
+from ipslib.study.project import project_root
+from ipslib.engine.records import atomic_write_json, atomic_write_text, is_finished
+
+__all__ = ["fingerprint", "train_runs", "execute_notebook", "run_experiment", "run_all", "status_path", "read_status",
+           "notebook_path"]
+
+
+def status_path(profile: str) -> Path:
+    return project_root() / "outputs" / profile / "status.json"
+
+
+def template_path(notebook: str) -> Path:
+    """The notebook template ``book/templates/<notebook>.ipynb``; a missing template is an error."""
+    path = project_root() / "book" / "templates" / f"{notebook}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"notebook template {path} not found (the params file's `notebook:` names it)")
+    return path
+
+
+def notebook_path(profile: str, experiment: str) -> Path:
+    return project_root() / "outputs" / profile / "notebooks" / f"{experiment}.ipynb"
+
+
+def read_status(profile: str) -> dict[str, Any]:
+    path = status_path(profile)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _update_status(profile: str, experiment: str, entry: dict[str, Any]) -> None:
+    status = read_status(profile)
+    status[experiment] = entry
+    atomic_write_json(status_path(profile), status)
+
+
+NOTEBOOK_PACKAGES = ("ipslib.config", "ipslib.model", "ipslib.data", "ipslib.engine", "ipslib.analysis",
+                     "ipslib.study")
+"""Packages whose code shapes what a notebook shows (all but the command line and streaming): a change to
+any of their files re-executes the notebooks."""
+READS_BENCHMARKS = ("performance",)
+"""Notebook templates that show ``outputs/benchmarks/*.json``: a new measurement re-executes them."""
+
+
+def package_files(packages: tuple[str, ...] = NOTEBOOK_PACKAGES) -> dict[str, Path]:
+    """Every ``.py`` file of ``packages``, found through importlib (so a moved package is followed, and a
+    package that cannot be found is an error rather than a silently unchanged hash)."""
+    import importlib.util
+
+    files: dict[str, Path] = {}
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError(f"fingerprint: package {name!r} not found (NOTEBOOK_PACKAGES in {__name__})")
+        for folder in map(Path, spec.submodule_search_locations):
+            files |= {f"{name}/{p.relative_to(folder).as_posix()}": p for p in sorted(folder.rglob("*.py"))}
+    return files
+
+
+def fingerprint(experiment: Experiment, profile: str) -> str:
+    """Hash of everything a notebook's output depends on, to re-execute only stale notebooks: the template,
+    the params files, the code of :data:`NOTEBOOK_PACKAGES`, the runs' keys and metrics."""
+    root = project_root()
+    digest = hashlib.sha256()
+    template = template_path(experiment.notebook)
+    paths = [template, experiment.path, root / "params" / "_defaults.yaml"]
+    if experiment.notebook in READS_BENCHMARKS:
+        paths += sorted((root / "outputs" / "benchmarks").glob("*.json"))
+    for spec in experiment.runs(profile):
+        digest.update(spec.key.encode())
+        paths.append(spec.run_dir / "metrics.json")
+    for path in paths:
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    for name, path in package_files().items():
+        digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _train_one(spec: RunSpec, threads: int, force: bool) -> dict[str, Any]:
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    params = spec.run_dir / "params.yaml"
+    atomic_write_text(params, yaml.safe_dump(spec.config.to_flat(), sort_keys=False))
+    command = [sys.executable, "-m", "ipslib.cli", "train", str(params), "--out", str(spec.run_dir),
+               "--quiet", "--set", f"threads={threads}"] + (["--force"] if force else [])
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1"}
+    start = time.perf_counter()
+    log_path = spec.run_dir / "train.log"
+    with open(log_path, "w") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=project_root())
+    return {"name": spec.name, "key": spec.key, "returncode": code, "seconds": time.perf_counter() - start,
+            "log": str(log_path.relative_to(project_root()))}
+
+
+def train_runs(specs: list[RunSpec], *, jobs: int = 1, force: bool = False,
+               echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Train every run that has no finished record (all of them with ``force``); returns one entry per run."""
+    unique = list({spec.key: spec for spec in specs}.values())
+    todo = [s for s in unique if force or not is_finished(s.run_dir, s.config)]
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    echo(f"{len(unique) - len(todo)} of {len(unique)} runs already finished; training {len(todo)} "
+         f"with {jobs} job(s) x {threads} thread(s)")
+    results = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for result in pool.map(lambda s: _train_one(s, threads, force), todo):
+            state = "ok" if result["returncode"] == 0 else f"FAILED (see {result['log']})"
+            echo(f"  {result['name']}: {state} in {result['seconds']:.0f} s")
+            results.append(result)
+    return results
+
+
+def _header(experiment: Experiment) -> str:
+    lines = [f"# {experiment.title}", ""]
+    facts = []
+    if experiment.ids:
+        facts.append("experiment " + ", ".join(experiment.ids))
+    if experiment.dissertation:
+        facts.append(f"dissertation {experiment.dissertation}")
+    if facts:
+        lines += ["*" + "; ".join(facts) + "*", ""]
+    if experiment.description:
+        lines.append(experiment.description.strip())
+    return "\n".join(lines)
+
+
+def prepare_notebook(experiment: Experiment) -> Any:
+    """The experiment's notebook template with its title cell replaced by the experiment's header."""
+    import nbformat
+
+    notebook = nbformat.read(template_path(experiment.notebook), as_version=4)
+    for cell in notebook.cells:
+        if "title" in cell.metadata.get("tags", []):
+            cell.source = _header(experiment)
+            cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != "title"]
+    return notebook
+
+
+def execute_notebook(experiment: Experiment, profile: str, parameters: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """Run the experiment's notebook with papermill; returns status, duration and output path.
+
+    ``parameters`` default to ``{"experiment": name, "profile": profile}``."""
+    import papermill
+
+    template = prepare_notebook(experiment)
+    out = notebook_path(profile, experiment.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    entry: dict[str, Any] = {"notebook": str(out.relative_to(project_root()))}
+    try:
+        papermill.execute_notebook(template, str(out), parameters=parameters or {"experiment": experiment.name,
+                                   "profile": profile}, kernel_name="python3", progress_bar=False,
+                                   cwd=str(project_root()))
+        entry["status"] = "ok"
+    except Exception as err:  # papermill raises PapermillExecutionError and kernel errors alike
+        entry["status"] = "failed"
+        entry["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+    entry["seconds"] = round(time.perf_counter() - start, 1)
+    if out.is_file():
+        _hide_injected_parameters(out)
+    return entry
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell`` so the book does not show it."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    atomic_write_text(path, nbformat.writes(notebook))
+
+
+def run_experiment(experiment: Experiment, profile: str, *, jobs: int = 1, force: bool = False,
+                   echo: Callable[[str], None] = print,
+                   trained: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Train the missing runs of one experiment, execute its notebook and record the status.
+
+    ``trained``: the results of a :func:`train_runs` call that already covered these runs (``run_all``
+    trains every experiment's runs in one pool, so that all jobs stay busy); only this experiment's are used."""
+    echo(f"[{profile}] {experiment.name}: {experiment.title}")
+    specs = experiment.runs(profile)
+    if trained is None:
+        trained = train_runs(specs, jobs=jobs, force=force, echo=echo)
+    else:
+        keys = {s.key for s in specs}
+        trained = [r for r in trained if r["key"] in keys]
+    failed = [r for r in trained if r["returncode"] != 0]
+    notebook = execute_notebook(experiment, profile)
+    echo(f"  notebook {notebook['notebook']}: {notebook['status']} in {notebook['seconds']} s"
+         + (f" ({notebook['error']})" if notebook["status"] != "ok" else ""))
+    previous = read_status(profile).get(experiment.name, {})
+    seconds = dict(previous.get("train_seconds", {}))
+    seconds.update({r["key"]: round(r["seconds"], 1) for r in trained if r["returncode"] == 0})
+    entry = {"title": experiment.title, "runs": len({s.key for s in specs}),
+             "finished": sum(is_finished(s.run_dir, s.config) for s in {s.key: s for s in specs}.values()),
+             "failed": [{"name": r["name"], "log": r["log"]} for r in failed],
+             "train_seconds": seconds, "fingerprint": fingerprint(experiment, profile), **notebook}
+    _update_status(profile, experiment.name, entry)
+    return entry
+
+
+def run_all(profile: str, *, names: list[str] | None = None, jobs: int = 1, force: bool = False,
+            echo: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """Run every experiment (or ``names``); one experiment's failure never stops the others."""
+    experiments = load_experiments()
+    unknown = sorted(set(names or []) - set(experiments))
+    if unknown:
+        raise KeyError(f"unknown experiment(s) {', '.join(unknown)}; choose from {', '.join(experiments)}")
+    chosen = [experiments[n] for n in (names or experiments)]
+    echo(f"[{profile}] training the runs of {len(chosen)} experiment(s) in one pool")
+    trained = train_runs([s for exp in chosen for s in exp.runs(profile)], jobs=jobs, force=force, echo=echo)
+    return {exp.name: run_experiment(exp, profile, jobs=jobs, force=force, echo=echo, trained=trained)
+            for exp in chosen}
