@@ -3,11 +3,11 @@
 Individual benchmarks: ``python -m benchmarks.<name>`` for each name in BENCHMARKS; ``benchmarks/gpu_check.sh``
 runs the GPU measurements in one call where a GPU is available.
 """
+
 import importlib
 import sys
 
-BENCHMARKS = ["benchmarks.canvas", "benchmarks.train_step", "benchmarks.inference_scale",
-              "benchmarks.data_throughput"]
+BENCHMARKS = ["benchmarks.canvas", "benchmarks.train_step", "benchmarks.inference_scale", "benchmarks.data_throughput"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ as a wall-clock median and as thread CPU time (less inflated when other processe
 
     python -m benchmarks.canvas [--items 30] [--digit-source sample|mnist] [--out outputs/benchmarks/canvas.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,8 @@ import statistics
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import psutil
@@ -30,7 +31,7 @@ from ipslib.data.megapixel_mnist import MegapixelMNIST, to_float
 from ipslib.model.patches import patchify
 
 PATCH = 50
-ORIGINAL_MS = {"generate_and_sparsify": 12.0, "densify_and_patchify": 16.0}   # the issue's reference numbers
+ORIGINAL_MS = {"generate_and_sparsify": 12.0, "densify_and_patchify": 16.0}  # the issue's reference numbers
 
 
 class _Stopwatch:
@@ -66,15 +67,15 @@ def measure(ds: MegapixelMNIST, items: int) -> tuple[_Stopwatch, list[int]]:
         _fused(ds[i].image)
     watch, nonzeros = _Stopwatch(), []
     for i in range(100, 100 + items):
-        sample = watch.run("generate", lambda: ds[i])
-        x = watch.run("float", lambda: to_float(sample.image[None]))
-        patches = watch.run("patchify", lambda: patchify(x, PATCH).contiguous())
-        fused = watch.run("fused_float_patchify", lambda: _fused(sample.image))
+        sample = watch.run("generate", lambda: ds[i])  # noqa: B023 (called at once)
+        x = watch.run("float", lambda: to_float(sample.image[None]))  # noqa: B023 (called at once)
+        patches = watch.run("patchify", lambda: patchify(x, PATCH).contiguous())  # noqa: B023, F821 (called at once)
+        fused = watch.run("fused_float_patchify", lambda: _fused(sample.image))  # noqa: B023 (called at once)
         assert fused.shape == (3600, 1, PATCH, PATCH) and fused.is_contiguous() and torch.equal(fused, patches)
         flat = sample.image.ravel()
         indices = np.flatnonzero(flat)
         values = flat[indices].astype(np.float32) / 255
-        watch.run("original_densify_patchify", lambda: _original_loading(indices, values, side))
+        watch.run("original_densify_patchify", lambda: _original_loading(indices, values, side))  # noqa: B023 (called at once)
         nonzeros.append(len(indices))
         del x, patches, fused
     return watch, nonzeros
@@ -90,15 +91,20 @@ def memory(ds: MegapixelMNIST, index: int) -> dict[str, float]:
     tracemalloc.stop()
     rss_after = process.memory_info().rss
     del patches
-    return {"tracemalloc_peak_mb": peak / 2**20, "rss_delta_mb": (rss_after - rss_before) / 2**20,
-            "patches_mb": 3600 * PATCH * PATCH * 4 / 2**20}
+    return {
+        "tracemalloc_peak_mb": peak / 2**20,
+        "rss_delta_mb": (rss_after - rss_before) / 2**20,
+        "patches_mb": 3600 * PATCH * PATCH * 4 / 2**20,
+    }
 
 
 def _per_item(med: dict[str, float]) -> dict[str, float]:
-    return {"ours_standard": med["generate"] + med["float"] + med["patchify"],
-            "ours_fused": med["generate"] + med["fused_float_patchify"],
-            "original_loading_measured": med["original_densify_patchify"],
-            "original_loading_reference": ORIGINAL_MS["densify_and_patchify"]}
+    return {
+        "ours_standard": med["generate"] + med["float"] + med["patchify"],
+        "ours_fused": med["generate"] + med["fused_float_patchify"],
+        "original_loading_measured": med["original_densify_patchify"],
+        "original_loading_reference": ORIGINAL_MS["densify_and_patchify"],
+    }
 
 
 def summarise(watch: _Stopwatch, nonzeros: list[int], mem: dict[str, float], config: MegapixelMNISTConfig) -> dict:
@@ -107,20 +113,29 @@ def summarise(watch: _Stopwatch, nonzeros: list[int], mem: dict[str, float], con
     per_item, per_item_cpu = _per_item(wall), _per_item(cpu)
     return {
         "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
-        "patch_size": PATCH, "n_patches": 3600, "items": len(nonzeros),
-        "median_ms": wall, "p90_ms": {k: float(np.percentile(v, 90)) for k, v in watch.wall.items()},
+        "patch_size": PATCH,
+        "n_patches": 3600,
+        "items": len(nonzeros),
+        "median_ms": wall,
+        "p90_ms": {k: float(np.percentile(v, 90)) for k, v in watch.wall.items()},
         "median_cpu_ms": cpu,
-        "per_item_ms": per_item, "per_item_cpu_ms": per_item_cpu,
+        "per_item_ms": per_item,
+        "per_item_cpu_ms": per_item_cpu,
         "memory": mem,
         "disk_mb_per_canvas": {"ours": 0.0, "original_sparse_int64_float32": statistics.median(nonzeros) * 12 / 1e6},
         "nonzero_pixels_median": statistics.median(nonzeros),
         "meets_target_same_machine": per_item["ours_fused"] <= per_item["original_loading_measured"],
         "meets_reference_16ms": min(per_item["ours_fused"], per_item_cpu["ours_fused"])
         <= ORIGINAL_MS["densify_and_patchify"],
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average_1min": os.getloadavg()[0],
-                    "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                    "platform": platform.platform()},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_1min": os.getloadavg()[0],
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
     }
 
 
@@ -139,17 +154,23 @@ def _print_table(result: dict) -> None:
     for key in wall:
         print(f"{key:<50} {wall[key]:>9.2f} {p90[key]:>7.2f} {cpu[key]:>7.2f}")
     items, items_cpu = result["per_item_ms"], result["per_item_cpu_ms"]
-    for key, text in (("ours_standard", "= ours per item, float then patchify"),
-                      ("ours_fused", "= ours per item, fused (ds.torch(patch_size=50))"),
-                      ("original_loading_measured", "original loading step, measured here")):
+    for key, text in (
+        ("ours_standard", "= ours per item, float then patchify"),
+        ("ours_fused", "= ours per item, fused (ds.torch(patch_size=50))"),
+        ("original_loading_measured", "original loading step, measured here"),
+    ):
         print(f"{text:<50} {items[key]:>9.2f} {'':>7} {items_cpu[key]:>7.2f}")
     mem = result["memory"]
-    print(f"memory: tracemalloc peak {mem['tracemalloc_peak_mb']:.1f} MB, RSS +{mem['rss_delta_mb']:.1f} MB "
-          f"(patches alone {mem['patches_mb']:.1f} MB); disk: 0 MB vs "
-          f"{result['disk_mb_per_canvas']['original_sparse_int64_float32']:.2f} MB per canvas (original)")
-    print(f"fused <= original loading measured here: {result['meets_target_same_machine']}; "
-          f"<= 16 ms reference: {result['meets_reference_16ms']} "
-          f"(1-min load average {result['machine']['load_average_1min']:.1f} on {os.cpu_count()} CPUs)")
+    print(
+        f"memory: tracemalloc peak {mem['tracemalloc_peak_mb']:.1f} MB, RSS +{mem['rss_delta_mb']:.1f} MB "
+        f"(patches alone {mem['patches_mb']:.1f} MB); disk: 0 MB vs "
+        f"{result['disk_mb_per_canvas']['original_sparse_int64_float32']:.2f} MB per canvas (original)"
+    )
+    print(
+        f"fused <= original loading measured here: {result['meets_target_same_machine']}; "
+        f"<= 16 ms reference: {result['meets_reference_16ms']} "
+        f"(1-min load average {result['machine']['load_average_1min']:.1f} on {os.cpu_count()} CPUs)"
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -160,13 +181,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/canvas.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = MegapixelMNISTConfig(canvas_size=3000, digit_size=28, n_noise=800, noise_type="bezier",
-                                  n_train=10**6, digit_source=args.digit_source)
+    config = MegapixelMNISTConfig(
+        canvas_size=3000, digit_size=28, n_noise=800, noise_type="bezier", n_train=10**6, digit_source=args.digit_source
+    )
     ds = MegapixelMNIST(config, "train")
     start = time.perf_counter()
-    ds.noise_pool
+    _ = ds.noise_pool
     ms_pool = (time.perf_counter() - start) * 1e3
-    mem = memory(ds, 7)                      # first, so that no freed memory from other items is reused
+    mem = memory(ds, 7)  # first, so that no freed memory from other items is reused
     watch, nonzeros = measure(ds, max(args.items, 20))
     result = summarise(watch, nonzeros, mem, config)
     result["noise_pool_build_ms_once"] = ms_pool

@@ -14,6 +14,7 @@ exceeds production; ``headroom`` = production / consumption.
 
 Writes ``outputs/benchmarks/data_throughput.json`` (atomically) and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,9 +40,18 @@ BATCH = 16
 def config(setting: str, n_train: int):
     from ipslib.config import RunConfig
 
-    return RunConfig.from_flat(digit_size=28, noise_type="bezier", n_train=n_train, n_test=0,
-                               digit_source="sample", patch_size=50, batch_size=BATCH, device="cpu",
-                               threads=1, **SETTINGS[setting])
+    return RunConfig.from_flat(
+        digit_size=28,
+        noise_type="bezier",
+        n_train=n_train,
+        n_test=0,
+        digit_source="sample",
+        patch_size=50,
+        batch_size=BATCH,
+        device="cpu",
+        threads=1,
+        **SETTINGS[setting],
+    )
 
 
 def production(setting: str, workers: int, batches: int) -> dict[str, Any]:
@@ -53,24 +63,28 @@ def production(setting: str, workers: int, batches: int) -> dict[str, Any]:
 
     cfg = config(setting, BATCH * batches)
     dataset = MegapixelMNIST(cfg.data, "train")
-    dataset.noise_pool, dataset.digits  # build once before forking workers
-    loader = DataLoader(dataset.torch(patch_size=50), batch_size=BATCH, num_workers=workers,
-                        persistent_workers=False)
+    _ = dataset.noise_pool, dataset.digits  # build once before forking workers
+    loader = DataLoader(dataset.torch(patch_size=50), batch_size=BATCH, num_workers=workers, persistent_workers=False)
     torch.set_num_threads(1)
     start = time.perf_counter()  # from the start of the workers: prefetching cannot inflate the rate
     count = sum(len(images) for images, _ in loader)
     seconds = time.perf_counter() - start
-    return {"setting": setting, "workers": workers, "canvases": count, "seconds": seconds,
-            "canvases_per_s": count / seconds}
+    return {
+        "setting": setting,
+        "workers": workers,
+        "canvases": count,
+        "seconds": seconds,
+        "canvases_per_s": count / seconds,
+    }
 
 
 def cpu_profile_consumption(steps: int = 3) -> dict[str, Any]:
     """Time training steps at the cpu-profile setting on pre-made batches (data excluded)."""
     import torch
 
-    from ipslib.engine import training as engine
-    from ipslib.engine import runtime
     from ipslib.data import build_dataset
+    from ipslib.engine import runtime
+    from ipslib.engine import training as engine
     from ipslib.model.ips import IPSNet
 
     cfg = config("cpu", BATCH)
@@ -86,8 +100,13 @@ def cpu_profile_consumption(steps: int = 3) -> dict[str, Any]:
         engine.train_step(net, optimizer, images, targets, ctx, lr=cfg.train.lr)
         times.append(time.perf_counter() - start)
     step_s = sorted(times[1:])[len(times[1:]) // 2]
-    return {"setting": "cpu", "source": "measured here (CPU, 1 thread)", "batch_size": BATCH,
-            "step_s": step_s, "canvases_per_s": BATCH / step_s}
+    return {
+        "setting": "cpu",
+        "source": "measured here (CPU, 1 thread)",
+        "batch_size": BATCH,
+        "step_s": step_s,
+        "canvases_per_s": BATCH / step_s,
+    }
 
 
 def paper_consumption() -> list[dict[str, Any]]:
@@ -97,20 +116,38 @@ def paper_consumption() -> list[dict[str, Any]]:
         report = json.loads(TRAIN_STEP.read_text())
         for r in report["results"]:
             if r.get("dedup_blank"):
-                rows.append({"setting": f"paper_{r['canvas']}", "source": "train_step.json (ours, CPU)",
-                             "batch_size": r["batch_size"], "step_s": r["step_s"],
-                             "canvases_per_s": r["batch_size"] / r["step_s"]})
+                rows.append(
+                    {
+                        "setting": f"paper_{r['canvas']}",
+                        "source": "train_step.json (ours, CPU)",
+                        "batch_size": r["batch_size"],
+                        "step_s": r["step_s"],
+                        "canvases_per_s": r["batch_size"] / r["step_s"],
+                    }
+                )
     else:
-        rows.append({"setting": "paper", "source": "train_step.json missing: run python -m benchmarks.train_step",
-                     "canvases_per_s": None})
+        rows.append(
+            {
+                "setting": "paper",
+                "source": "train_step.json missing: run python -m benchmarks.train_step",
+                "canvases_per_s": None,
+            }
+        )
     import pandas as pd
 
     runs = pd.read_csv(RUNS)
     eff = runs[runs["eff_time_ms_mean"].notna() & runs["duplicate_of"].isna() & (runs["digit_size"] == 28)]
     if len(eff):
         ms = float(eff["eff_time_ms_mean"].iloc[0])
-        rows.append({"setting": "paper_1500", "source": "dissertation log (GPU, runs_final.csv eff_time_ms_mean)",
-                     "batch_size": 16, "step_s": ms / 1000, "canvases_per_s": 16 / (ms / 1000)})
+        rows.append(
+            {
+                "setting": "paper_1500",
+                "source": "dissertation log (GPU, runs_final.csv eff_time_ms_mean)",
+                "batch_size": 16,
+                "step_s": ms / 1000,
+                "canvases_per_s": 16 / (ms / 1000),
+            }
+        )
     return rows
 
 
@@ -133,14 +170,26 @@ def main(argv: list[str] | None = None) -> int:
         rate = "n/a" if c["canvases_per_s"] is None else f"{c['canvases_per_s']:7.1f} canvases/s"
         print(f"consume {c['setting']:<11} {rate}  ({c['source']})")
     best = {s: max(p["canvases_per_s"] for p in produced if p["setting"] == s) for s in SETTINGS}
-    headroom = [{**c, "best_production_per_s": best.get(c["setting"]),
-                 "headroom": best[c["setting"]] / c["canvases_per_s"]}
-                for c in consumed if c["canvases_per_s"] and c["setting"] in best]
-    report = {"benchmark": "data_throughput", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "settings": SETTINGS, "batch_size": BATCH,
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                          "python": platform.python_version(), "load_average_1min": os.getloadavg()[0]},
-              "production": produced, "consumption": consumed, "headroom": headroom}
+    headroom = [
+        {**c, "best_production_per_s": best.get(c["setting"]), "headroom": best[c["setting"]] / c["canvases_per_s"]}
+        for c in consumed
+        if c["canvases_per_s"] and c["setting"] in best
+    ]
+    report = {
+        "benchmark": "data_throughput",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": SETTINGS,
+        "batch_size": BATCH,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1min": os.getloadavg()[0],
+        },
+        "production": produced,
+        "consumption": consumed,
+        "headroom": headroom,
+    }
     atomic_write_json(args.out, report)
     for h in headroom:
         print(f"{h['setting']:<11} {h['source']}: production / consumption = {h['headroom']:.1f}")

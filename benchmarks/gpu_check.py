@@ -16,6 +16,7 @@ with the exactly-blank foreground filter; time, peak CUDA memory and peak reside
 Writes ``${OUT:-outputs/benchmarks}/gpu_check.json`` after every case, so a run cut short keeps what it
 measured. Exits 2 with a message when no CUDA device is present.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,17 +39,29 @@ BATCH = 16
 def step_config(canvas: int, amp: str):
     from ipslib.config import RunConfig
 
-    return RunConfig.from_flat(canvas_size=canvas, digit_size=28, n_noise=50, noise_type="bezier", n_train=BATCH,
-                               n_test=0, digit_source="sample", patch_size=50, memory_size=100, iter_size=100,
-                               batch_size=BATCH, device="cuda", amp=amp)
+    return RunConfig.from_flat(
+        canvas_size=canvas,
+        digit_size=28,
+        n_noise=50,
+        noise_type="bezier",
+        n_train=BATCH,
+        n_test=0,
+        digit_source="sample",
+        patch_size=50,
+        memory_size=100,
+        iter_size=100,
+        batch_size=BATCH,
+        device="cuda",
+        amp=amp,
+    )
 
 
 def train_step_case(canvas: int, amp: str) -> dict[str, Any]:
     import torch
 
-    from ipslib.engine import training as engine
-    from ipslib.engine import runtime
     from ipslib.data import build_dataset
+    from ipslib.engine import runtime
+    from ipslib.engine import training as engine
     from ipslib.model.ips import IPSNet
 
     cfg = step_config(canvas, amp)
@@ -69,11 +82,18 @@ def train_step_case(canvas: int, amp: str) -> dict[str, Any]:
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     timed = times[WARMUP:]
-    return {"case": "train_step", "canvas": canvas, "amp": amp, "batch_size": BATCH, "n_patches": cfg.n_patches,
-            "steps": len(timed), "ms_per_step": 1000 * statistics.median(timed),
-            "ms_per_step_all": [1000 * t for t in timed],
-            "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
-            "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20}
+    return {
+        "case": "train_step",
+        "canvas": canvas,
+        "amp": amp,
+        "batch_size": BATCH,
+        "n_patches": cfg.n_patches,
+        "steps": len(timed),
+        "ms_per_step": 1000 * statistics.median(timed),
+        "ms_per_step_all": [1000 * t for t in timed],
+        "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
+        "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
+    }
 
 
 def inference_case(canvas: int) -> dict[str, Any]:
@@ -81,15 +101,15 @@ def inference_case(canvas: int) -> dict[str, Any]:
 
     from benchmarks.inference_scale import case_config
     from ipslib.data.megapixel_mnist import MegapixelMNIST
-    from ipslib.model.ips import IPSNet
     from ipslib.data.mnist_patches import MegapixelPatchSource
+    from ipslib.model.ips import IPSNet
     from ipslib.streaming.windows import skip_blank_patches
 
     cfg = case_config(canvas)
     torch.manual_seed(0)
     net = IPSNet.from_config(cfg).to("cuda").eval()
     dataset = MegapixelMNIST(cfg.data, "train")
-    dataset.noise_pool, dataset.digits
+    _ = dataset.noise_pool, dataset.digits
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
@@ -97,33 +117,48 @@ def inference_case(canvas: int) -> dict[str, Any]:
     with torch.no_grad(), skip_blank_patches(net) as wrapper:
         net(net.select(source))
     torch.cuda.synchronize()
-    return {"case": "inference_streaming", "canvas": canvas, "n_patches": cfg.n_patches,
-            "n_noise": cfg.data.noise_count, "seconds": time.perf_counter() - start,
-            "background_skipped": wrapper.skipped,
-            "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
-            "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
-            "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "case": "inference_streaming",
+        "canvas": canvas,
+        "n_patches": cfg.n_patches,
+        "n_noise": cfg.data.noise_count,
+        "seconds": time.perf_counter() - start,
+        "background_skipped": wrapper.skipped,
+        "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
+        "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
+        "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.split("\n")[0])
     parser.add_argument("--budget-s", type=float, default=450, help="stop starting new cases after this")
     parser.add_argument("--canvas", type=int, default=48000, help="inference canvas side")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "outputs" / "benchmarks"))
-                        / "gpu_check.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "outputs" / "benchmarks")) / "gpu_check.json"
+    )
     args = parser.parse_args(argv)
     import torch
 
     if not torch.cuda.is_available():
-        print("gpu_check: no CUDA device is available (torch.cuda.is_available() is False); "
-              "run this on a machine with an NVIDIA GPU. Nothing was measured or written.", file=sys.stderr)
+        print(
+            "gpu_check: no CUDA device is available (torch.cuda.is_available() is False); "
+            "run this on a machine with an NVIDIA GPU. Nothing was measured or written.",
+            file=sys.stderr,
+        )
         return 2
     from ipslib.engine.records import atomic_write_json
 
     report: dict[str, Any] = {
-        "benchmark": "gpu_check", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
-        "python": platform.python_version(), "results": [], "skipped": []}
+        "benchmark": "gpu_check",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "results": [],
+        "skipped": [],
+    }
     start = time.perf_counter()
     cases = [("train_step", c, a) for c, a in STEP_CASES] + [("inference", args.canvas, None)]
     for kind, canvas, amp in cases:

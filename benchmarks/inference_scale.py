@@ -12,13 +12,15 @@ Streaming adds the exactly-blank foreground filter (selection unchanged).
 Each case runs in a fresh process, so its peak resident memory is its own: sampled every 5 ms during
 inference (``peak_rss_mb``) and over the process's life (``process_peak_mb``, ``ru_maxrss``, which also
 covers building the dataset's pool of noise patterns, 51,200 Bézier curves drawn at once at 48,000²). The
-goal is checked against the larger of the two. Dense cases whose canvas and float patches would need more than ``--dense-limit-gb``
+goal is checked against the larger of the two. Dense cases whose canvas and float patches would need more than
+``--dense-limit-gb``
 are skipped and recorded with the memory they would need.
 
     python -m benchmarks.inference_scale [--sizes 1500 3000 ...] [--threads 1] [--out PATH]
 
 Writes ``outputs/benchmarks/inference_scale.json`` (atomically) and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +37,18 @@ DEFAULT_OUT = ROOT / "outputs" / "benchmarks" / "inference_scale.json"
 SIZES = [1500, 3000, 6000, 12000, 24000, 48000]
 PATCH, MEMORY, ITER, DIGIT, NOISE_AT_1500 = 50, 100, 100, 28, 50
 GOAL = {"canvas": 48000, "peak_rss_mb": 2048}
-MODEL = dict(arch="resnet18", n_res_blocks=2, n_heads=8, head_dim=16, mlp_dim=512, use_pos=False,
-             dedup_blank=True, memory_size=MEMORY, iter_size=ITER, patch_size=PATCH)
+MODEL = dict(
+    arch="resnet18",
+    n_res_blocks=2,
+    n_heads=8,
+    head_dim=16,
+    mlp_dim=512,
+    use_pos=False,
+    dedup_blank=True,
+    memory_size=MEMORY,
+    iter_size=ITER,
+    patch_size=PATCH,
+)
 
 
 def noise_count(canvas: int) -> int:
@@ -51,9 +63,17 @@ def dense_bytes(canvas: int) -> int:
 def case_config(canvas: int):
     from ipslib.config import RunConfig
 
-    return RunConfig.from_flat(canvas_size=canvas, digit_size=DIGIT, n_noise=noise_count(canvas),
-                               noise_type="bezier", n_train=1, n_test=0, digit_source="sample", device="cpu",
-                               **MODEL)
+    return RunConfig.from_flat(
+        canvas_size=canvas,
+        digit_size=DIGIT,
+        n_noise=noise_count(canvas),
+        noise_type="bezier",
+        n_train=1,
+        n_test=0,
+        digit_source="sample",
+        device="cpu",
+        **MODEL,
+    )
 
 
 def _patches(mode: str, cfg, dataset):
@@ -72,8 +92,8 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from benchmarks.train_step import PeakRSS
-    from ipslib.engine import runtime
     from ipslib.data.megapixel_mnist import MegapixelMNIST
+    from ipslib.engine import runtime
     from ipslib.model.ips import IPSNet
     from ipslib.streaming.windows import skip_blank_patches
 
@@ -83,7 +103,7 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     net = IPSNet.from_config(cfg).eval()
     dataset = MegapixelMNIST(cfg.data, "train")
     start_pool = time.perf_counter()
-    dataset.noise_pool, dataset.digits  # built once per process in both modes; not part of inference
+    _ = dataset.noise_pool, dataset.digits  # built once per process in both modes; not part of inference
     pool_s = time.perf_counter() - start_pool
     filter_ = skip_blank_patches(net) if case["mode"] == "streaming" else contextlib.nullcontext(None)
     with PeakRSS() as rss:
@@ -96,14 +116,23 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
             logits = net(selection)
         done = time.perf_counter()
         cpu_s = time.process_time() - cpu
-    return {**case, "n_patches": cfg.n_patches, "n_noise": cfg.data.noise_count,
-            "prepare_s": prepared - start, "select_aggregate_s": done - prepared, "total_s": done - start,
-            "cpu_s": cpu_s, "noise_pool_s": pool_s, "peak_rss_mb": rss.peak / 2**20,
-            "baseline_rss_mb": rss.baseline / 2**20, "rss_increase_mb": (rss.peak - rss.baseline) / 2**20,
-            "process_peak_mb": runtime.peak_memory_mb(torch.device("cpu")),
-            "background_skipped": wrapper.skipped if wrapper is not None else None,
-            "indices": sorted(selection.indices[0].tolist()),
-            "majority_logits": logits["majority"][0].tolist()}
+    return {
+        **case,
+        "n_patches": cfg.n_patches,
+        "n_noise": cfg.data.noise_count,
+        "prepare_s": prepared - start,
+        "select_aggregate_s": done - prepared,
+        "total_s": done - start,
+        "cpu_s": cpu_s,
+        "noise_pool_s": pool_s,
+        "peak_rss_mb": rss.peak / 2**20,
+        "baseline_rss_mb": rss.baseline / 2**20,
+        "rss_increase_mb": (rss.peak - rss.baseline) / 2**20,
+        "process_peak_mb": runtime.peak_memory_mb(torch.device("cpu")),
+        "background_skipped": wrapper.skipped if wrapper is not None else None,
+        "indices": sorted(selection.indices[0].tolist()),
+        "majority_logits": logits["majority"][0].tolist(),
+    }
 
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
@@ -118,9 +147,14 @@ def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         pair = {r["mode"]: r for r in results if r["canvas"] == canvas and not r.get("skipped")}
         if len(pair) == 2:
             dense, stream = pair["dense"], pair["streaming"]
-            rows.append({"canvas": canvas, "same_selection": dense["indices"] == stream["indices"],
-                         "time_ratio_dense_over_streaming": dense["total_s"] / stream["total_s"],
-                         "rss_ratio_dense_over_streaming": dense["peak_rss_mb"] / stream["peak_rss_mb"]})
+            rows.append(
+                {
+                    "canvas": canvas,
+                    "same_selection": dense["indices"] == stream["indices"],
+                    "time_ratio_dense_over_streaming": dense["total_s"] / stream["total_s"],
+                    "rss_ratio_dense_over_streaming": dense["peak_rss_mb"] / stream["peak_rss_mb"],
+                }
+            )
     return rows
 
 
@@ -131,27 +165,38 @@ def _lifetime_peak(result: dict[str, Any] | None) -> float | None:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = [f"{'canvas':>6} {'N':>7} {'noise':>6} {'mode':<9} {'total s':>8} {'select s':>8} {'CPU s':>7} "
-             f"{'peak RSS MB':>11} {'RSS +MB':>8}"]
+    lines = [
+        f"{'canvas':>6} {'N':>7} {'noise':>6} {'mode':<9} {'total s':>8} {'select s':>8} {'CPU s':>7} "
+        f"{'peak RSS MB':>11} {'RSS +MB':>8}"
+    ]
     for r in results:
         if r.get("skipped"):
             lines.append(f"{r['canvas']:>6} {r['n_patches']:>7} {r['n_noise']:>6} {r['mode']:<9} {r['skipped']}")
             continue
-        lines.append(f"{r['canvas']:>6} {r['n_patches']:>7} {r['n_noise']:>6} {r['mode']:<9} {r['total_s']:>8.1f} "
-                     f"{r['select_aggregate_s']:>8.1f} {r['cpu_s']:>7.1f} {r['peak_rss_mb']:>11.0f} "
-                     f"{r['rss_increase_mb']:>8.0f}")
+        lines.append(
+            f"{r['canvas']:>6} {r['n_patches']:>7} {r['n_noise']:>6} {r['mode']:<9} {r['total_s']:>8.1f} "
+            f"{r['select_aggregate_s']:>8.1f} {r['cpu_s']:>7.1f} {r['peak_rss_mb']:>11.0f} "
+            f"{r['rss_increase_mb']:>8.0f}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.inference_scale",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.inference_scale", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="canvas sides")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a shared 2-core machine, 2 OpenMP threads "
-                             "spend small-batch convolutions waiting for each other)")
-    parser.add_argument("--dense-limit-gb", type=float, default=1.5,
-                        help="skip dense cases whose canvas + float patches would exceed this")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared 2-core machine, 2 OpenMP threads "
+        "spend small-batch convolutions waiting for each other)",
+    )
+    parser.add_argument(
+        "--dense-limit-gb",
+        type=float,
+        default=1.5,
+        help="skip dense cases whose canvas + float patches would exceed this",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     from ipslib.engine.records import atomic_write_json
@@ -163,26 +208,52 @@ def main(argv: list[str] | None = None) -> int:
             need = dense_bytes(canvas) / 2**30
             if mode == "dense" and need > args.dense_limit_gb:
                 n_side = (canvas - PATCH) // PATCH + 1
-                results.append({**case, "n_patches": n_side ** 2, "n_noise": noise_count(canvas),
-                                "skipped": f"skipped: would need {need:.1f} GB for the canvas and its float patches"})
+                results.append(
+                    {
+                        **case,
+                        "n_patches": n_side**2,
+                        "n_noise": noise_count(canvas),
+                        "skipped": f"skipped: would need {need:.1f} GB for the canvas and its float patches",
+                    }
+                )
             else:
                 results.append(run_case(case))
             print(table(results[-1:]).splitlines()[-1], flush=True)
     streaming_goal = next((r for r in results if r["canvas"] == GOAL["canvas"] and r["mode"] == "streaming"), None)
-    report = {"benchmark": "inference_scale", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "setting": {"patch_size": PATCH, "memory_size": MEMORY, "iter_size": ITER, "digit_size": DIGIT,
-                          "noise": f"Bézier, count scaled with canvas area: {NOISE_AT_1500} at 1500²",
-                          "model": {**MODEL, "weights": "untrained (seed 0)"}, "batch_size": 1,
-                          "threads": args.threads, "dense_limit_gb": args.dense_limit_gb},
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                          "python": platform.python_version(), "load_average_1min": os.getloadavg()[0]},
-              "goal": {**GOAL, "measured_mb": _lifetime_peak(streaming_goal),
-                       "met": bool(streaming_goal and _lifetime_peak(streaming_goal) < GOAL["peak_rss_mb"])},
-              "results": results, "comparison": compare(results)}
+    report = {
+        "benchmark": "inference_scale",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "setting": {
+            "patch_size": PATCH,
+            "memory_size": MEMORY,
+            "iter_size": ITER,
+            "digit_size": DIGIT,
+            "noise": f"Bézier, count scaled with canvas area: {NOISE_AT_1500} at 1500²",
+            "model": {**MODEL, "weights": "untrained (seed 0)"},
+            "batch_size": 1,
+            "threads": args.threads,
+            "dense_limit_gb": args.dense_limit_gb,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1min": os.getloadavg()[0],
+        },
+        "goal": {
+            **GOAL,
+            "measured_mb": _lifetime_peak(streaming_goal),
+            "met": bool(streaming_goal and _lifetime_peak(streaming_goal) < GOAL["peak_rss_mb"]),
+        },
+        "results": results,
+        "comparison": compare(results),
+    }
     atomic_write_json(args.out, report)
     print(f"same selection dense vs streaming: {[(c['canvas'], c['same_selection']) for c in report['comparison']]}")
-    print(f"goal (48,000² under 2 GB resident, streaming, process lifetime peak {report['goal']['measured_mb']} MB): "
-          f"{report['goal']['met']}; written {args.out}")
+    print(
+        f"goal (48,000² under 2 GB resident, streaming, process lifetime peak {report['goal']['measured_mb']} MB): "
+        f"{report['goal']['met']}; written {args.out}"
+    )
     return 0 if report["goal"]["met"] or streaming_goal is None else 1
 
 

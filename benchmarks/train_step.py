@@ -17,6 +17,7 @@ The time of a step is the median over ``steps`` steps after one warm-up step, as
 
 Writes ``outputs/benchmarks/train_step.json`` (atomically) and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,11 @@ from benchmarks._isolated import run_isolated
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "outputs" / "benchmarks" / "train_step.json"
-ORIGINAL = {"seconds_per_step": {1500: 3.4, 3000: 11.0}, "peak_memory_mb": 1.6 * 1024,
-            "note": "original IPS/dissertation code on our 2-core machines, as stated in issue #3"}
+ORIGINAL = {
+    "seconds_per_step": {1500: 3.4, 3000: 11.0},
+    "peak_memory_mb": 1.6 * 1024,
+    "note": "original IPS/dissertation code on our 2-core machines, as stated in issue #3",
+}
 MODES = {"ours (dedup_blank)": True, "dense (original)": False}
 
 
@@ -42,9 +46,21 @@ def case_config(canvas: int, dedup_blank: bool, batch_size: int, threads: int):
     from ipslib.config import RunConfig
 
     return RunConfig.from_flat(
-        canvas_size=canvas, digit_size=28, n_noise=50, noise_type="bezier", n_train=batch_size, n_test=0,
-        digit_source="sample", patch_size=50, memory_size=100, iter_size=100, dedup_blank=dedup_blank,
-        batch_size=batch_size, device="cpu", threads=threads)
+        canvas_size=canvas,
+        digit_size=28,
+        n_noise=50,
+        noise_type="bezier",
+        n_train=batch_size,
+        n_test=0,
+        digit_source="sample",
+        patch_size=50,
+        memory_size=100,
+        iter_size=100,
+        dedup_blank=dedup_blank,
+        batch_size=batch_size,
+        device="cpu",
+        threads=threads,
+    )
 
 
 class PeakRSS:
@@ -63,7 +79,7 @@ class PeakRSS:
             self.peak = max(self.peak, self.process.memory_info().rss)
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._thread.start()
         return self
 
@@ -77,9 +93,9 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     """Run one case in this process: ``{"canvas", "dedup_blank", "batch_size", "steps", "threads"}``."""
     import torch
 
-    from ipslib.engine import training as engine
-    from ipslib.engine import runtime
     from ipslib.data import build_dataset
+    from ipslib.engine import runtime
+    from ipslib.engine import training as engine
     from ipslib.model.ips import IPSNet
 
     cfg = case_config(case["canvas"], case["dedup_blank"], case["batch_size"], case["threads"])
@@ -103,12 +119,19 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
             step_s.append(time.perf_counter() - start)
             cpu_s.append(time.process_time() - cpu_start)
             first = selection.indices.tolist() if first is None else first
-    return {**case, "n_patches": cfg.n_patches, "threads_used": torch.get_num_threads(),
-            "step_s": statistics.median(step_s[1:]), "select_s": statistics.median(select_s[1:]),
-            "cpu_s": statistics.median(cpu_s[1:]),
-            "all_step_s": step_s, "peak_rss_mb": rss.peak / 2**20,
-            "rss_increase_mb": (rss.peak - rss.baseline) / 2**20,
-            "process_peak_mb": runtime.peak_memory_mb(torch.device("cpu")), "first_indices": first}
+    return {
+        **case,
+        "n_patches": cfg.n_patches,
+        "threads_used": torch.get_num_threads(),
+        "step_s": statistics.median(step_s[1:]),
+        "select_s": statistics.median(select_s[1:]),
+        "cpu_s": statistics.median(cpu_s[1:]),
+        "all_step_s": step_s,
+        "peak_rss_mb": rss.peak / 2**20,
+        "rss_increase_mb": (rss.peak - rss.baseline) / 2**20,
+        "process_peak_mb": runtime.peak_memory_mb(torch.device("cpu")),
+        "first_indices": first,
+    }
 
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
@@ -124,38 +147,52 @@ def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         dense = next(r for r in results if r["canvas"] == canvas and not r["dedup_blank"])
         same = [sorted(a) == sorted(b) for a, b in zip(ours["first_indices"], dense["first_indices"])]
         original = ORIGINAL["seconds_per_step"].get(canvas)
-        rows.append({"canvas": canvas, "n_patches": ours["n_patches"], "same_selection": all(same),
-                     "speedup_dense_over_ours": dense["step_s"] / ours["step_s"],
-                     "cpu_ratio_dense_over_ours": dense["cpu_s"] / ours["cpu_s"],
-                     "rss_increase_ratio_dense_over_ours": dense["rss_increase_mb"] / ours["rss_increase_mb"],
-                     "original_s": original,
-                     "speedup_original_over_ours": original / ours["step_s"] if original else None})
+        rows.append(
+            {
+                "canvas": canvas,
+                "n_patches": ours["n_patches"],
+                "same_selection": all(same),
+                "speedup_dense_over_ours": dense["step_s"] / ours["step_s"],
+                "cpu_ratio_dense_over_ours": dense["cpu_s"] / ours["cpu_s"],
+                "rss_increase_ratio_dense_over_ours": dense["rss_increase_mb"] / ours["rss_increase_mb"],
+                "original_s": original,
+                "speedup_original_over_ours": original / ours["step_s"] if original else None,
+            }
+        )
     return rows
 
 
 def table(results: list[dict[str, Any]], comparison: list[dict[str, Any]]) -> str:
-    lines = [f"{'canvas':>6} {'N':>5} {'mode':<19} {'step s':>7} {'select s':>8} {'CPU s':>6} "
-             f"{'peak RSS MB':>11} {'RSS +MB':>8} {'proc peak MB':>12}"]
+    lines = [
+        f"{'canvas':>6} {'N':>5} {'mode':<19} {'step s':>7} {'select s':>8} {'CPU s':>6} "
+        f"{'peak RSS MB':>11} {'RSS +MB':>8} {'proc peak MB':>12}"
+    ]
     for r in results:
         mode = next(name for name, flag in MODES.items() if flag == r["dedup_blank"])
-        lines.append(f"{r['canvas']:>6} {r['n_patches']:>5} {mode:<19} {r['step_s']:>7.2f} {r['select_s']:>8.2f} "
-                     f"{r['cpu_s']:>6.1f} {r['peak_rss_mb']:>11.0f} {r['rss_increase_mb']:>8.0f} "
-                     f"{r['process_peak_mb']:>12.0f}")
+        lines.append(
+            f"{r['canvas']:>6} {r['n_patches']:>5} {mode:<19} {r['step_s']:>7.2f} {r['select_s']:>8.2f} "
+            f"{r['cpu_s']:>6.1f} {r['peak_rss_mb']:>11.0f} {r['rss_increase_mb']:>8.0f} "
+            f"{r['process_peak_mb']:>12.0f}"
+        )
     for c in comparison:
-        orig = f"; original {c['original_s']:.1f} s = {c['speedup_original_over_ours']:.1f}x ours" \
-            if c["original_s"] else ""
-        lines.append(f"{c['canvas']}²: dense/ours time {c['speedup_dense_over_ours']:.2f}x (CPU "
-                     f"{c['cpu_ratio_dense_over_ours']:.2f}x), RSS increase "
-                     f"{c['rss_increase_ratio_dense_over_ours']:.2f}x, same selection: "
-                     f"{c['same_selection']}{orig}")
+        orig = (
+            f"; original {c['original_s']:.1f} s = {c['speedup_original_over_ours']:.1f}x ours"
+            if c["original_s"]
+            else ""
+        )
+        lines.append(
+            f"{c['canvas']}²: dense/ours time {c['speedup_dense_over_ours']:.2f}x (CPU "
+            f"{c['cpu_ratio_dense_over_ours']:.2f}x), RSS increase "
+            f"{c['rss_increase_ratio_dense_over_ours']:.2f}x, same selection: "
+            f"{c['same_selection']}{orig}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.train_step", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1500² only, one timed step (about 30 s)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps after the warm-up (default 3; 2 at 3000²)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps after the warm-up (default 3; 2 at 3000²)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--canvas", type=int, nargs="+", default=None, help="canvas sides (default 1500 3000)")
@@ -169,16 +206,34 @@ def main(argv: list[str] | None = None) -> int:
     for canvas in canvases:
         steps = args.steps or (1 if args.quick else 3 if canvas <= 1500 else 2)
         for flag in MODES.values():
-            results.append(run_case({"canvas": canvas, "dedup_blank": flag, "batch_size": args.batch_size,
-                                     "steps": steps, "threads": args.threads}))
+            results.append(
+                run_case(
+                    {
+                        "canvas": canvas,
+                        "dedup_blank": flag,
+                        "batch_size": args.batch_size,
+                        "steps": steps,
+                        "threads": args.threads,
+                    }
+                )
+            )
     comparison = compare(results)
     for result in results:
         del result["first_indices"]  # compared above; too bulky to keep
-    report = {"benchmark": "train_step", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                          "python": platform.python_version(), "torch": _torch_version()},
-              "original": ORIGINAL, "results": results, "comparison": comparison}
+    report = {
+        "benchmark": "train_step",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": _torch_version(),
+        },
+        "original": ORIGINAL,
+        "results": results,
+        "comparison": comparison,
+    }
     atomic_write_json(args.out, report)
     print(table(results, comparison))
     print(f"written {args.out}")

@@ -3,6 +3,7 @@
 Public API; submodules hold the details (``ipslib.data``, ``ipslib.model.ips``, ``ipslib.engine.training``, ...).
 Importing ``ipslib`` does not import torch.
 """
+
 from ipslib.config import ConfigError, RunConfig
 
 __all__ = ["ConfigError", "RunConfig", "train", "__version__"]

@@ -4,6 +4,7 @@ Usage: ``python tests/browser.py HTML_DIR [SCREENSHOT_DIR]``. Fails (exit 1) on 
 image, an empty glued value, an unrendered table or Markdown, or an error banner from a notebook cell.
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -72,8 +73,15 @@ def check_book(html_dir: Path, screenshots: Path | None = None) -> tuple[list[st
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,900", "--disable-background-networking", "--no-first-run"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--disable-background-networking",
+        "--no-first-run",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     problems: list[str] = []

@@ -1,5 +1,6 @@
 """Shared test set-up: one torch thread per test (tiny tensors gain nothing from threads, and the test
 machines have 2 cores that the papermill kernels and training subprocesses of the book test share)."""
+
 import pytest
 import torch
 

@@ -5,6 +5,7 @@ higher one; lazy imports inside functions count too)::
 
     system ← config ← model ← streaming ← data ← engine ← analysis ← study ← cli
 """
+
 from __future__ import annotations
 
 import ast
@@ -40,7 +41,9 @@ def imports_of(path: Path, name: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             if base.split(".")[0] != "ipslib":
                 continue
             found.add(base)
@@ -140,14 +143,17 @@ def test_module_and_function_sizes(name):
     path = modules()[name]
     text = path.read_text()
     assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path} has {len(text.splitlines())} lines"
-    long = [f"{n.name} ({n.end_lineno - n.lineno + 1} lines)" for n in ast.walk(ast.parse(text))
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
+    long = [
+        f"{n.name} ({n.end_lineno - n.lineno + 1} lines)"
+        for n in ast.walk(ast.parse(text))
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES
+    ]
     assert not long, f"{path}: functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
 def test_readme_layout_names_every_package():
     readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Layout"):]
+    table = readme[readme.index("## Layout") :]
     named = set(re.findall(r"`ipslib/([a-z_]+)/`", table))
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     assert named == packages, f"README layout table names {sorted(named)}, the tree has {sorted(packages)}"

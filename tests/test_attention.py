@@ -1,4 +1,5 @@
 """Attention maps: loading a run, placement of kept patches on the grid (shuffle on/off), figures."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,20 @@ BRIGHT = {7: 1.0, 13: 0.8, 21: 0.6}  # grid index -> brightness of the patches t
 
 
 def config(**changes) -> RunConfig:
-    flat = dict(canvas_size=SIDE, digit_size=8, n_noise=0, patch_size=P, memory_size=3, iter_size=4,
-                use_pos=False, dedup_blank=False, n_res_blocks=1, n_heads=2, head_dim=4, mlp_dim=8)
+    flat = dict(
+        canvas_size=SIDE,
+        digit_size=8,
+        n_noise=0,
+        patch_size=P,
+        memory_size=3,
+        iter_size=4,
+        use_pos=False,
+        dedup_blank=False,
+        n_res_blocks=1,
+        n_heads=2,
+        head_dim=4,
+        mlp_dim=8,
+    )
     return RunConfig.from_flat({**flat, **changes})
 
 
@@ -46,7 +59,7 @@ def image() -> torch.Tensor:
     x = torch.zeros(1, SIDE, SIDE)
     for index, value in BRIGHT.items():
         r, c = divmod(index, SIDE // P)
-        x[0, r * P:(r + 1) * P, c * P:(c + 1) * P] = value
+        x[0, r * P : (r + 1) * P, c * P : (c + 1) * P] = value
     return x
 
 

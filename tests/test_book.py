@@ -1,5 +1,6 @@
 """End to end: `ipslib book --profile smoke` trains every smoke run, executes every notebook with papermill and
 builds the Jupyter Book strictly; then headless Chromium visits every page of the table of contents."""
+
 import json
 import os
 import subprocess
@@ -18,8 +19,14 @@ HTML = ROOT / "_build" / "smoke" / "_build" / "html"
 @pytest.fixture(scope="module")
 def smoke_book():
     env = {**os.environ, "TQDM_DISABLE": "1"}
-    result = subprocess.run([sys.executable, "-m", "ipslib.cli", "book", "--profile", "smoke", "--jobs", "2"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    result = subprocess.run(
+        [sys.executable, "-m", "ipslib.cli", "book", "--profile", "smoke", "--jobs", "2"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result
 
@@ -48,9 +55,10 @@ def test_browser_visits_every_page(smoke_book):
     from ipslib.study.experiments import load_experiments
 
     notebook_pages = [name for name in facts if "notebooks" in name]
-    assert len(notebook_pages) == len(load_experiments(ROOT)) + 1          # + the status page
+    assert len(notebook_pages) == len(load_experiments(ROOT)) + 1  # + the status page
     assert all(facts[name]["tables"] > 0 for name in notebook_pages)
-    with_runs = [f"outputs/smoke/notebooks/{name}.html" for name, exp in load_experiments(ROOT).items()
-                 if exp.runs("smoke")]
+    with_runs = [
+        f"outputs/smoke/notebooks/{name}.html" for name, exp in load_experiments(ROOT).items() if exp.runs("smoke")
+    ]
     assert all(facts[name]["images"] > 0 for name in with_runs), {n: facts[n]["images"] for n in with_runs}
     assert (shots / "intro.png").stat().st_size > 10_000 and (shots / "results.png").stat().st_size > 10_000

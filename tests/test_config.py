@@ -1,4 +1,5 @@
 """RunConfig: flat round trip, derived values, and clear errors for bad keys, types and ranges."""
+
 import pytest
 
 from ipslib.config import ConfigError, MegapixelMNISTConfig, RunConfig, build
@@ -10,11 +11,13 @@ def test_flat_round_trip_and_key_stability():
     assert again == cfg
     assert again.key() == cfg.key()
     assert cfg.replace(lr=1e-3).key() != cfg.key()
-    assert cfg.replace(threads=2, device="cpu").key() == cfg.key()   # where it runs is not what it is
+    assert cfg.replace(threads=2, device="cpu").key() == cfg.key()  # where it runs is not what it is
 
 
-@pytest.mark.parametrize("canvas,patch,stride,grid", [(3000, 50, None, (60, 60)), (1500, 50, None, (30, 30)),
-                                                       (3000, 150, None, (20, 20)), (1500, 50, 25, (59, 59))])
+@pytest.mark.parametrize(
+    "canvas,patch,stride,grid",
+    [(3000, 50, None, (60, 60)), (1500, 50, None, (30, 30)), (3000, 150, None, (20, 20)), (1500, 50, 25, (59, 59))],
+)
 def test_derived_grid(canvas, patch, stride, grid):
     cfg = RunConfig.from_flat(canvas_size=canvas, patch_size=patch, patch_stride=stride)
     assert cfg.grid_shape == grid
@@ -28,27 +31,31 @@ def test_traffic_derived_values():
 
 
 def test_noise_rule():
-    assert [MegapixelMNISTConfig(canvas_size=3000, digit_size=d, n_noise="o2i_rule").noise_count
-            for d in (28, 56, 84, 112)] == [800, 600, 400, 200]
+    assert [
+        MegapixelMNISTConfig(canvas_size=3000, digit_size=d, n_noise="o2i_rule").noise_count for d in (28, 56, 84, 112)
+    ] == [800, 600, 400, 200]
 
 
-@pytest.mark.parametrize("params,fragment", [
-    ({"canvas_sizee": 3}, "unknown key(s) canvas_sizee"),
-    ({"canvas_size": 100}, "canvas_size=100 is too small"),
-    ({"n_train": -1}, "n_train=-1 is out of range"),
-    ({"noise_type": "zigzag"}, "noise_type='zigzag' is not valid; choose one of 'bezier', 'lines'"),
-    ({"thickness_mode": "round"}, "thickness_mode='round' is not valid"),
-    ({"digit_size": 0}, "digit_size=0 is out of range"),
-    ({"lr": "fast"}, "lr='fast' has the wrong type"),
-    ({"shuffle": 1}, "shuffle=1 has the wrong type"),
-    ({"dataset": "cifar"}, "dataset='cifar' is not valid"),
-    ({"dataset": "synthetic_traffic", "canvas_size": 3000}, "unknown key(s) canvas_size"),
-    ({"arch": "resnet50"}, "needs proj_dim"),
-    ({"weights": "file"}, "needs weights_path"),
-    ({"stkim_p": 1.5}, "stkim_p=1.5 is out of range"),
-    ({"patch_size": 2000}, "larger than the image"),
-    ({"noise_thickness": 0.5}, "draws nothing"),
-])
+@pytest.mark.parametrize(
+    "params,fragment",
+    [
+        ({"canvas_sizee": 3}, "unknown key(s) canvas_sizee"),
+        ({"canvas_size": 100}, "canvas_size=100 is too small"),
+        ({"n_train": -1}, "n_train=-1 is out of range"),
+        ({"noise_type": "zigzag"}, "noise_type='zigzag' is not valid; choose one of 'bezier', 'lines'"),
+        ({"thickness_mode": "round"}, "thickness_mode='round' is not valid"),
+        ({"digit_size": 0}, "digit_size=0 is out of range"),
+        ({"lr": "fast"}, "lr='fast' has the wrong type"),
+        ({"shuffle": 1}, "shuffle=1 has the wrong type"),
+        ({"dataset": "cifar"}, "dataset='cifar' is not valid"),
+        ({"dataset": "synthetic_traffic", "canvas_size": 3000}, "unknown key(s) canvas_size"),
+        ({"arch": "resnet50"}, "needs proj_dim"),
+        ({"weights": "file"}, "needs weights_path"),
+        ({"stkim_p": 1.5}, "stkim_p=1.5 is out of range"),
+        ({"patch_size": 2000}, "larger than the image"),
+        ({"noise_thickness": 0.5}, "draws nothing"),
+    ],
+)
 def test_bad_configs_name_the_key(params, fragment):
     with pytest.raises(ConfigError, match=None) as err:
         RunConfig.from_flat(params)
@@ -70,7 +77,7 @@ def test_yaml_errors_name_the_file(tmp_path):
 
 def test_build_accepts_dicts_and_coerces_numbers():
     cfg = build(MegapixelMNISTConfig, {"noise_thickness": 2, "canvas_size": 300})
-    assert isinstance(cfg.noise_thickness, float) and cfg.o2i == 28 ** 2 / 300 ** 2
+    assert isinstance(cfg.noise_thickness, float) and cfg.o2i == 28**2 / 300**2
 
 
 def test_yaml_exponent_without_dot_is_a_number(tmp_path):

@@ -1,4 +1,5 @@
 """``ipslib data show`` / ``ipslib data fetch`` and the figure helpers in :mod:`ipslib.data.display`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,18 +34,25 @@ def test_show_writes_a_png(params, tmp_path, capsys):
     import matplotlib.pyplot as plt
 
     out = tmp_path / "figs" / "canvas.png"
-    assert cli.main(["data", "show", str(params), "--split", "test", "--index", "0", "--out", str(out),
-                     "--max-side", "600"]) == 0
+    assert (
+        cli.main(
+            ["data", "show", str(params), "--split", "test", "--index", "0", "--out", str(out), "--max-side", "600"]
+        )
+        == 0
+    )
     with Image.open(out) as png:
         assert png.format == "PNG" and min(png.size) > 200
     assert "canvas.png" in capsys.readouterr().out
-    assert plt.get_fignums() == []                                   # no pyplot state leaked
+    assert plt.get_fignums() == []  # no pyplot state leaked
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--index", "5"], "out of range"),
-    (["--index", "0"], "unknown key"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--index", "5"], "out of range"),
+        (["--index", "0"], "unknown key"),
+    ],
+)
 def test_show_errors_name_the_file(params, tmp_path, capsys, args, expected):
     if expected == "unknown key":
         params.write_text(PARAMS + "colour: red\n")
@@ -88,7 +96,7 @@ def test_fetch_traffic_delegates(tmp_path, monkeypatch, capsys):
 
 def test_max_downsample_keeps_thin_strokes():
     image = np.zeros((100, 90), np.uint8)
-    image[37, :] = 255                                              # a 1-px line
+    image[37, :] = 255  # a 1-px line
     small = max_downsample(image, 4)
     assert small.shape == (25, 23) and (small[9] == 255).all() and small.sum() == 255 * 23
     rgb = np.zeros((10, 10, 3), np.uint8)

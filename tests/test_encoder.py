@@ -1,5 +1,7 @@
 """Patch encoders: shapes, weights from files / the weights API, freezing and BatchNorm handling."""
+
 from __future__ import annotations
+
 import urllib.error
 
 import pytest
@@ -24,8 +26,13 @@ def test_resnet18_shapes(n_blocks: int, in_channels: int) -> None:
 
 def test_one_channel_conv1_is_the_specified_layer() -> None:
     conv1 = PatchEncoder(config=EncoderConfig(), in_channels=1).trunk[0]
-    assert (conv1.in_channels, conv1.out_channels, conv1.kernel_size, conv1.stride, conv1.padding) == \
-        (1, 64, (7, 7), (2, 2), (3, 3))
+    assert (conv1.in_channels, conv1.out_channels, conv1.kernel_size, conv1.stride, conv1.padding) == (
+        1,
+        64,
+        (7, 7),
+        (2, 2),
+        (3, 3),
+    )
     assert conv1.bias is None
 
 
@@ -60,8 +67,7 @@ def resnet18_file(tmp_path):
 
 def test_weights_file_loads_kept_layers(resnet18_file) -> None:
     net, path = resnet18_file
-    encoder = PatchEncoder(config=EncoderConfig(n_res_blocks=2, weights="file", weights_path=str(path)),
-                           in_channels=3)
+    encoder = PatchEncoder(config=EncoderConfig(n_res_blocks=2, weights="file", weights_path=str(path)), in_channels=3)
     own = encoder.trunk.state_dict()
     assert torch.equal(own["0.weight"], net.conv1.weight)
     assert torch.equal(own["5.1.bn2.running_var"], net.layer2[1].bn2.running_var)

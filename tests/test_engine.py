@@ -1,17 +1,35 @@
 """Training engine on tiny shapes: run-directory files, resume, skip, refusal, sub-batching."""
+
 import json
 
 import pandas as pd
 import pytest
 import torch
 
-from ipslib.engine import training as engine
-from ipslib.engine import records
 from ipslib.config import RunConfig
+from ipslib.engine import records
+from ipslib.engine import training as engine
 
-TINY = dict(canvas_size=200, digit_size=28, n_noise=5, n_train=6, n_test=3, digit_source="sample",
-            patch_size=20, memory_size=4, iter_size=8, n_res_blocks=1, n_heads=4, head_dim=16, mlp_dim=32,
-            batch_size=4, epochs=2, warmup_epochs=1, device="cpu", threads=1)
+TINY = dict(
+    canvas_size=200,
+    digit_size=28,
+    n_noise=5,
+    n_train=6,
+    n_test=3,
+    digit_source="sample",
+    patch_size=20,
+    memory_size=4,
+    iter_size=8,
+    n_res_blocks=1,
+    n_heads=4,
+    head_dim=16,
+    mlp_dim=32,
+    batch_size=4,
+    epochs=2,
+    warmup_epochs=1,
+    device="cpu",
+    threads=1,
+)
 TIMING_KEYS = {"efficiency", "wall_seconds"}
 
 
@@ -32,7 +50,8 @@ def test_two_epoch_run_writes_every_file(tmp_path):
     lines = []
     metrics = engine.train(cfg, tmp_path, progress=False, log=lines.append)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [records.CONFIG_FILE, records.HISTORY_FILE, records.METRICS_FILE, records.CHECKPOINT_FILE])
+        [records.CONFIG_FILE, records.HISTORY_FILE, records.METRICS_FILE, records.CHECKPOINT_FILE]
+    )
     assert metrics == json.loads((tmp_path / records.METRICS_FILE).read_text())
     assert metrics["finished"] is True and metrics["epochs"] == 2 and metrics["config_key"] == cfg.key()
     for stage in ("last", "best"):
@@ -47,9 +66,19 @@ def test_two_epoch_run_writes_every_file(tmp_path):
     assert eff["device"] == "cpu" and eff["ms_per_batch"] > 0 and eff["peak_memory_mb"] > 0
     history = records.read_history(tmp_path)
     assert history["epoch"].tolist() == [1, 2]
-    for column in ["lr", "epoch_seconds", "ms_per_batch", "peak_memory_mb", "train/loss", "test/loss",
-                   "train/majority/accuracy", "test/multi/accuracy", "test/majority/loss", "train/diversity",
-                   "train/semantic"]:
+    for column in [
+        "lr",
+        "epoch_seconds",
+        "ms_per_batch",
+        "peak_memory_mb",
+        "train/loss",
+        "test/loss",
+        "train/majority/accuracy",
+        "test/multi/accuracy",
+        "test/majority/loss",
+        "train/diversity",
+        "train/semantic",
+    ]:
         assert column in history, column
     # lr at the end of epoch 2 = the last step of the cosine: lr * min_lr_ratio
     assert history["lr"].iloc[-1] == pytest.approx(cfg.train.lr * cfg.train.min_lr_ratio)
@@ -121,8 +150,9 @@ def test_bf16_autocast_runs_on_the_cpu(tmp_path):
 
 
 def test_regulariser_values_are_recorded(tmp_path):
-    engine.train(tiny(epochs=1, diversity_weight=1.0, semantic_weight=1.0, n_train=4, n_test=2), tmp_path,
-                 progress=False)
+    engine.train(
+        tiny(epochs=1, diversity_weight=1.0, semantic_weight=1.0, n_train=4, n_test=2), tmp_path, progress=False
+    )
     history = records.read_history(tmp_path)
     assert -1 / 3 - 1e-6 <= history["train/diversity"][0] <= 1  # H = 4 heads: L_d >= -1/(H-1)
     assert history["train/semantic"][0] > 0 and history["test/semantic"][0] > 0

@@ -1,4 +1,5 @@
 """params/ → manifest: every experiment parses in every profile; grids, cases, repeats and errors."""
+
 import json
 import subprocess
 import sys
@@ -35,13 +36,13 @@ def test_paper_profile_has_the_logged_settings(experiments):
     assert len(traffic) == 20 and {r.config.train.train_seed for r in traffic} == set(range(5))
     assert all(r.config.dataset == "traffic_signs" and r.config.train.epochs == 150 for r in traffic)
     k_sweep = experiments["mnist_stkim_k"].runs("paper")
-    assert all(r.config.n_patches == 900 for r in k_sweep)      # the logs' 1500² canvas (spec §11.3)
+    assert all(r.config.n_patches == 900 for r in k_sweep)  # the logs' 1500² canvas (spec §11.3)
 
 
 def test_shared_runs_train_once(experiments):
     e9 = {r.key for r in experiments["mnist_stkim_p"].runs("paper")}
     e13 = {r.key for r in experiments["digit_resolution"].runs("paper")}
-    assert len(e9 & e13) == 1                                    # the P = 0 baseline is E13's 28-px run
+    assert len(e9 & e13) == 1  # the P = 0 baseline is E13's 28-px run
 
 
 def test_positions_pair_profiles(experiments):
@@ -57,8 +58,10 @@ def test_grid_values_may_be_mappings(tmp_path):
     (tmp_path / "book" / "templates" / "experiment.ipynb").write_text("{}")
     (tmp_path / "params" / "_defaults.yaml").write_text("mnist: {smoke: {}, cpu: {}, paper: {}}\n")
     path = tmp_path / "params" / "x.yaml"
-    path.write_text("family: mnist\nprofiles:\n  smoke:\n    grid:\n      o2i: [{digit_size: 14}, {digit_size: 28}]\n"
-                    "      n_train: [5, 6]\n    repeats: 2\n  cpu: {}\n  paper: {runs: false}\n")
+    path.write_text(
+        "family: mnist\nprofiles:\n  smoke:\n    grid:\n      o2i: [{digit_size: 14}, {digit_size: 28}]\n"
+        "      n_train: [5, 6]\n    repeats: 2\n  cpu: {}\n  paper: {runs: false}\n"
+    )
     exp = load_experiment(path, root=tmp_path)
     runs = exp.runs("smoke")
     assert len(runs) == 8 and runs[0].varied == {"digit_size": 14, "n_train": 5}
@@ -66,14 +69,17 @@ def test_grid_values_may_be_mappings(tmp_path):
     assert exp.runs("paper") == [] and len(exp.runs("cpu")) == 1
 
 
-@pytest.mark.parametrize("body,fragment", [
-    ("titel: x\n", "unknown key(s) titel"),
-    ("profiles: {smoke: {}, cpu: {}}\n", "profiles must be exactly"),
-    ("profiles: {smoke: {grid: {n_train: 5}}, cpu: {}, paper: {}}\n", "grid must map each key"),
-    ("profiles: {smoke: {fixed: {n_trian: 5}}, cpu: {}, paper: {}}\n", "unknown key(s) n_trian"),
-    ("profiles: {smoke: {repeats: 0}, cpu: {}, paper: {}}\n", "repeats=0"),
-    ("notebook: nope\nprofiles: {smoke: {}, cpu: {}, paper: {}}\n", "has no template"),
-])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ("titel: x\n", "unknown key(s) titel"),
+        ("profiles: {smoke: {}, cpu: {}}\n", "profiles must be exactly"),
+        ("profiles: {smoke: {grid: {n_train: 5}}, cpu: {}, paper: {}}\n", "grid must map each key"),
+        ("profiles: {smoke: {fixed: {n_trian: 5}}, cpu: {}, paper: {}}\n", "unknown key(s) n_trian"),
+        ("profiles: {smoke: {repeats: 0}, cpu: {}, paper: {}}\n", "repeats=0"),
+        ("notebook: nope\nprofiles: {smoke: {}, cpu: {}, paper: {}}\n", "has no template"),
+    ],
+)
 def test_bad_params_files_fail_clearly(tmp_path, body, fragment):
     (tmp_path / "book" / "templates").mkdir(parents=True)
     (tmp_path / "book" / "templates" / "experiment.ipynb").write_text("{}")
@@ -85,8 +91,13 @@ def test_bad_params_files_fail_clearly(tmp_path, body, fragment):
 
 
 def test_manifest_cli_json():
-    out = subprocess.run([sys.executable, "-m", "ipslib.cli", "runs", "--profile", "paper", "--experiment",
-                          "traffic_subset", "--json"], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "ipslib.cli", "runs", "--profile", "paper", "--experiment", "traffic_subset", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     rows = json.loads(out.stdout)
     assert len(rows) == 30 and {r["config"]["subset_fraction"] for r in rows} == {0.25, 0.5, 1.0}
     assert all(set(r) >= {"name", "key", "run_dir", "finished", "config", "varied"} for r in rows)

@@ -1,4 +1,5 @@
 """IPSNet: selection invariants, memory bound, index bookkeeping, gradients, de-duplication, STKIM."""
+
 from __future__ import annotations
 
 import copy
@@ -7,14 +8,25 @@ import functools
 import pytest
 import torch
 
-from ipslib.config import (AggregatorConfig, ConfigError, EncoderConfig, IPSConfig, RegulariserConfig, RunConfig,
-                           STKIMConfig, TaskSpec)
+from ipslib.config import (
+    AggregatorConfig,
+    ConfigError,
+    EncoderConfig,
+    IPSConfig,
+    RegulariserConfig,
+    RunConfig,
+    STKIMConfig,
+    TaskSpec,
+)
 from ipslib.model.ips import IPSNet
 from ipslib.model.selection import encode_unique, patch_order
 
-
-MNIST = {"majority": TaskSpec(10, "multiclass"), "max": TaskSpec(10, "multiclass"),
-         "top": TaskSpec(10, "multiclass"), "multi": TaskSpec(10, "multilabel")}
+MNIST = {
+    "majority": TaskSpec(10, "multiclass"),
+    "max": TaskSpec(10, "multiclass"),
+    "top": TaskSpec(10, "multiclass"),
+    "multi": TaskSpec(10, "multilabel"),
+}
 TRAFFIC = {"sign": TaskSpec(4, "multiclass")}
 MNIST_T, TRAFFIC_T = tuple(MNIST.items()), tuple(TRAFFIC.items())  # hashable task sets
 P = 8  # patch side
@@ -25,16 +37,41 @@ def make_net(**kwargs) -> IPSNet:
     return copy.deepcopy(_build(**kwargs))
 
 
-@functools.lru_cache(maxsize=None)
-def _build(*, tasks=MNIST_T, heads=2, in_channels=1, n_patches=40, memory=5, iters=7,
-           shuffle=True, style="batch", use_pos=True, dedup=True, stkim=STKIMConfig(),
-           reg=RegulariserConfig()) -> IPSNet:
+@functools.cache
+def _build(
+    *,
+    tasks=MNIST_T,
+    heads=2,
+    in_channels=1,
+    n_patches=40,
+    memory=5,
+    iters=7,
+    shuffle=True,
+    style="batch",
+    use_pos=True,
+    dedup=True,
+    stkim=STKIMConfig(),
+    reg=RegulariserConfig(),
+) -> IPSNet:
     torch.manual_seed(0)
-    return IPSNet(encoder=EncoderConfig(n_res_blocks=1),
-                  aggregator=AggregatorConfig(n_heads=heads, head_dim=8, mlp_dim=16),
-                  ips=IPSConfig(patch_size=P, memory_size=memory, iter_size=iters, shuffle=shuffle,
-                                shuffle_style=style, use_pos=use_pos, dedup_blank=dedup),
-                  regulariser=reg, stkim=stkim, tasks=dict(tasks), in_channels=in_channels, n_patches=n_patches)
+    return IPSNet(
+        encoder=EncoderConfig(n_res_blocks=1),
+        aggregator=AggregatorConfig(n_heads=heads, head_dim=8, mlp_dim=16),
+        ips=IPSConfig(
+            patch_size=P,
+            memory_size=memory,
+            iter_size=iters,
+            shuffle=shuffle,
+            shuffle_style=style,
+            use_pos=use_pos,
+            dedup_blank=dedup,
+        ),
+        regulariser=reg,
+        stkim=stkim,
+        tasks=dict(tasks),
+        in_channels=in_channels,
+        n_patches=n_patches,
+    )
 
 
 def patches(b=2, n=40, c=1, seed=1) -> torch.Tensor:
@@ -70,8 +107,9 @@ def test_shapes(tasks, in_channels) -> None:
 
 
 def test_from_config() -> None:
-    cfg = RunConfig.from_flat(canvas_size=160, patch_size=16, memory_size=10, iter_size=10, n_heads=2,
-                              head_dim=8, mlp_dim=16)
+    cfg = RunConfig.from_flat(
+        canvas_size=160, patch_size=16, memory_size=10, iter_size=10, n_heads=2, head_dim=8, mlp_dim=16
+    )
     net = IPSNet.from_config(cfg)
     assert net.n_patches == 100 and net.positional(torch.arange(100)).shape == (100, 128)
     assert net.aggregator.attention.query.shape == (1, 4, 128)
@@ -84,7 +122,7 @@ def test_positional_rows_equal_the_table() -> None:
     table = sinusoidal_table(1000, 128)
     picks = torch.tensor([[0, 999, 17], [5, 5, 640]])
     assert torch.equal(sinusoidal_rows(picks, 128), table[picks])
-    assert sinusoidal_rows(torch.tensor([921_599]), 128).shape == (1, 128)   # no table of size N needed
+    assert sinusoidal_rows(torch.tensor([921_599]), 128).shape == (1, 128)  # no table of size N needed
 
 
 @pytest.mark.parametrize("shuffle,style", [(False, "batch"), (True, "batch"), (True, "instance")])
@@ -163,12 +201,13 @@ def test_gradients_reach_only_the_selected_patches() -> None:
     x = patches().requires_grad_(True)
     grad_calls = []
     net.encoder.register_forward_hook(
-        lambda m, i, o: grad_calls.append(i[0].shape[0]) if torch.is_grad_enabled() else None)
+        lambda m, i, o: grad_calls.append(i[0].shape[0]) if torch.is_grad_enabled() else None
+    )
     sel = net.select(x)
     assert grad_calls == []
     sum(v.sum() for v in net(sel).values()).backward()
     assert grad_calls == [2 * 5]
-    touched = (x.grad.flatten(2).abs().sum(-1) > 0)  # (B, N)
+    touched = x.grad.flatten(2).abs().sum(-1) > 0  # (B, N)
     for b in range(2):
         assert set(touched[b].nonzero().flatten().tolist()) == set(sel.indices[b].tolist())
     assert all(p.grad is not None for p in net.encoder.parameters())

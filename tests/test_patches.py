@@ -1,4 +1,5 @@
 """patchify / unpatchify: row-major order, dropped remainder, overlapping strides, round trip (spec §1.1)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,14 +32,14 @@ def test_row_major_patches_and_round_trip(case):
     assert patches.shape == (rows * cols, x.shape[0], p, p)
     for k in {0, cols - 1, rows * cols // 2, rows * cols - 1}:
         r, c = patch_origin(k, cols, s)
-        assert torch.equal(patches[k], x[:, r:r + p, c:c + p])
+        assert torch.equal(patches[k], x[:, r : r + p, c : c + p])
     height, width = covered_shape(x.shape[1], x.shape[2], p, s)
-    assert torch.equal(unpatchify(patches, (rows, cols), s), x[:, :height, :width])   # remainder dropped
+    assert torch.equal(unpatchify(patches, (rows, cols), s), x[:, :height, :width])  # remainder dropped
 
 
 def test_remainder_is_dropped_and_order_is_row_major():
     x = torch.arange(7 * 11, dtype=torch.float32).reshape(1, 7, 11)
-    patches = patchify(x, 3)                                        # 2 x 3 grid, 1 row and 2 cols dropped
+    patches = patchify(x, 3)  # 2 x 3 grid, 1 row and 2 cols dropped
     assert patches.shape == (6, 1, 3, 3)
     assert [int(p[0, 0, 0]) for p in patches] == [0, 3, 6, 33, 36, 39]
     assert torch.equal(unpatchify(patches, (2, 3)), x[:, :6, :9])
@@ -46,7 +47,7 @@ def test_remainder_is_dropped_and_order_is_row_major():
 
 def test_overlapping_stride_counts_and_average():
     x = torch.rand(2, 10, 10)
-    patches = patchify(x, 4, 2)                                     # (10 - 4) // 2 + 1 = 4 per side
+    patches = patchify(x, 4, 2)  # (10 - 4) // 2 + 1 = 4 per side
     assert patches.shape == (16, 2, 4, 4)
     assert torch.equal(patches[5], x[:, 2:6, 2:6])
     assert torch.allclose(unpatchify(patches, (4, 4), 2), x)

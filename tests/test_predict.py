@@ -1,4 +1,5 @@
 """``ipslib predict`` end to end on a model trained here in seconds, and its error messages."""
+
 from __future__ import annotations
 
 import json
@@ -9,16 +10,32 @@ import tifffile
 import torch
 from PIL import Image
 
-from ipslib.engine import training as engine
 from ipslib.cli import main
 from ipslib.config import RunConfig
 from ipslib.data.megapixel_mnist import MegapixelMNIST
-from ipslib.engine.predict import load_model, predict, score_grid
 from ipslib.data.mnist_patches import MegapixelPatchSource
+from ipslib.engine import training as engine
+from ipslib.engine.predict import load_model, predict, score_grid
 
-TINY = dict(canvas_size=160, digit_size=28, n_noise=10, n_train=8, n_test=4, digit_source="sample",
-            patch_size=40, memory_size=4, iter_size=4, n_res_blocks=1, n_heads=2, head_dim=8, mlp_dim=16,
-            epochs=1, batch_size=8, warmup_epochs=0, threads=1)
+TINY = dict(
+    canvas_size=160,
+    digit_size=28,
+    n_noise=10,
+    n_train=8,
+    n_test=4,
+    digit_source="sample",
+    patch_size=40,
+    memory_size=4,
+    iter_size=4,
+    n_res_blocks=1,
+    n_heads=2,
+    head_dim=8,
+    mlp_dim=16,
+    epochs=1,
+    batch_size=8,
+    warmup_epochs=0,
+    threads=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +53,10 @@ def test_predict_mnist_canvas_writes_json_and_png(run_dir, tmp_path, capsys):
     assert len(report["tasks"]["majority"]["probabilities"]) == 10
     assert report["n_patches"] == 100 and len(report["kept_patches"]["indices"]) == 4
     assert report["background_encodings_skipped"] > 0
-    assert report["true_labels"]["majority"] == MegapixelMNIST({**_data(), "canvas_size": 400}, "test")[2].labels["majority"]
+    assert (
+        report["true_labels"]["majority"]
+        == MegapixelMNIST({**_data(), "canvas_size": 400}, "test")[2].labels["majority"]
+    )
     assert (out / "attention.png").stat().st_size > 1000
     assert "prediction.json" in capsys.readouterr().out
 
@@ -76,13 +96,16 @@ def test_prediction_is_the_same_for_stream_and_file(run_dir, tmp_path):
     assert grid.shape == (4, 4) and np.isfinite(grid).sum() == 4
 
 
-@pytest.mark.parametrize("args, message", [
-    (["predict", "{missing}", "--mnist-index", "0"], "no such file or run directory"),
-    (["predict", "{run}", "--image", "{tmp}/x.bmp"], "x.bmp: unknown image type '.bmp'"),
-    (["predict", "{run}", "--image", "{tmp}/absent.npy"], "absent.npy: no such file"),
-    (["predict", "{run}", "--mnist-index", "4"], "--mnist-index 4 is out of range"),
-    (["predict", "{run}", "--image", "{tmp}/x.bmp", "--canvas", "500"], "go with --mnist-index"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["predict", "{missing}", "--mnist-index", "0"], "no such file or run directory"),
+        (["predict", "{run}", "--image", "{tmp}/x.bmp"], "x.bmp: unknown image type '.bmp'"),
+        (["predict", "{run}", "--image", "{tmp}/absent.npy"], "absent.npy: no such file"),
+        (["predict", "{run}", "--mnist-index", "4"], "--mnist-index 4 is out of range"),
+        (["predict", "{run}", "--image", "{tmp}/x.bmp", "--canvas", "500"], "go with --mnist-index"),
+    ],
+)
 def test_bad_inputs_fail_clearly(run_dir, tmp_path, capsys, args, message):
     (tmp_path / "x.bmp").write_bytes(b"BM")
     values = {"missing": str(tmp_path / "nothing"), "run": str(run_dir), "tmp": str(tmp_path)}
@@ -104,8 +127,12 @@ def test_gpu_check_fails_clearly_without_cuda(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "OUT": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""})
+    done = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu_check.sh")],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "OUT": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert done.returncode == 2
     assert "no CUDA device" in done.stderr
     assert not (tmp_path / "gpu_check.json").exists()

@@ -1,17 +1,17 @@
 """Run-directory records: atomic writes, config round trip and conflicts, metrics summary shape."""
+
 import json
 import math
 import os
 
 import pytest
 
-from ipslib.engine import records
 from ipslib.config import RunConfig
+from ipslib.engine import records
 
 
 def _cfg(**changes):
-    base = dict(canvas_size=200, digit_size=28, n_train=4, n_test=2, digit_source="sample", patch_size=20,
-                epochs=2)
+    base = dict(canvas_size=200, digit_size=28, n_train=4, n_test=2, digit_source="sample", patch_size=20, epochs=2)
     return RunConfig.from_flat({**base, **changes})
 
 
@@ -50,10 +50,22 @@ def test_conflicting_config_names_the_keys(tmp_path):
 
 
 def test_summarise_shape_best_and_nan():
-    rows = [{"epoch": e, "lr": 0.1, "epoch_seconds": 1.0, "ms_per_batch": ms, "peak_memory_mb": mb,
-             "train/accuracy": 0.5, "test/accuracy": acc, "train/a/accuracy": 0.5, "train/a/loss": 1.0,
-             "test/a/accuracy": acc, "test/a/loss": float("nan")}
-            for e, acc, ms, mb in [(1, 0.2, 10.0, 100.0), (2, 0.6, 20.0, 300.0), (3, 0.6, 30.0, 200.0)]]
+    rows = [
+        {
+            "epoch": e,
+            "lr": 0.1,
+            "epoch_seconds": 1.0,
+            "ms_per_batch": ms,
+            "peak_memory_mb": mb,
+            "train/accuracy": 0.5,
+            "test/accuracy": acc,
+            "train/a/accuracy": 0.5,
+            "train/a/loss": 1.0,
+            "test/a/accuracy": acc,
+            "test/a/loss": float("nan"),
+        }
+        for e, acc, ms, mb in [(1, 0.2, 10.0, 100.0), (2, 0.6, 20.0, 300.0), (3, 0.6, 30.0, 200.0)]
+    ]
     out = records.summarise(rows, ["a"], device="cpu", finished=True, config_key="k", epochs=3)
     assert out["last"]["epoch"] == 3 and out["best"]["epoch"] == 2
     assert out["best"]["test"] == {"a": {"accuracy": 0.6, "loss": None}}

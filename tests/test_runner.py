@@ -1,5 +1,6 @@
 """The runner trains missing runs in subprocesses, records failures with their log, never retrains finished
 runs, and still executes the notebook, which names the missing run."""
+
 import json
 import shutil
 from pathlib import Path
@@ -30,7 +31,7 @@ def project(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "book" / "reference", tmp_path / "book" / "reference")
     (tmp_path / "params" / "runner_test.yaml").write_text(PARAMS)
     monkeypatch.setenv("IPSLIB_ROOT", str(tmp_path))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))   # no cached weights to find
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached weights to find
     return tmp_path
 
 
@@ -46,7 +47,7 @@ def test_failed_run_is_reported_and_others_continue(project):
     assert len(entry["failed"]) == 1 and "weights=imagenet_v1" in entry["failed"][0]["name"]
     log = project / entry["failed"][0]["log"]
     assert "weights" in log.read_text() and "FAILED" in "\n".join(lines)
-    assert entry["status"] == "ok"                                  # the notebook ran anyway
+    assert entry["status"] == "ok"  # the notebook ran anyway
     notebook = nbformat.read(project / entry["notebook"], as_version=4)
     shown = json.dumps([c.get("outputs", []) for c in notebook.cells])
     assert "Missing runs" in shown and "weights=imagenet_v1" in shown
@@ -62,18 +63,24 @@ def test_run_all_trains_every_experiment_in_one_pool(project, monkeypatch):
     each experiment's status records only its own runs' training time."""
     from ipslib.study import runner
 
-    (project / "params" / "second.yaml").write_text(PARAMS.replace("Runner test", "Second").replace(
-        "- {weights: imagenet_v1}    # cannot be downloaded here: this run fails", "- {n_noise: 3}"))
+    (project / "params" / "second.yaml").write_text(
+        PARAMS.replace("Runner test", "Second").replace(
+            "- {weights: imagenet_v1}    # cannot be downloaded here: this run fails", "- {n_noise: 3}"
+        )
+    )
     calls = []
 
     def fake_train(specs, *, jobs=1, force=False, echo=print):
         calls.append([s.key for s in specs])
-        return [{"name": s.name, "key": s.key, "returncode": 0, "seconds": 1.0, "log": ""}
-                for s in {s.key: s for s in specs}.values()]
+        return [
+            {"name": s.name, "key": s.key, "returncode": 0, "seconds": 1.0, "log": ""}
+            for s in {s.key: s for s in specs}.values()
+        ]
 
     monkeypatch.setattr(runner, "train_runs", fake_train)
-    monkeypatch.setattr(runner, "execute_notebook", lambda exp, profile: {"notebook": exp.name, "status": "ok",
-                                                                         "seconds": 0.0})
+    monkeypatch.setattr(
+        runner, "execute_notebook", lambda exp, profile: {"notebook": exp.name, "status": "ok", "seconds": 0.0}
+    )
     entries = runner.run_all("smoke", jobs=2, echo=lambda line: None)
     assert len(calls) == 1
     experiments = runner.load_experiments()

@@ -1,4 +1,5 @@
 """Learning-rate schedule: closed-form values of spec §6 at the first step, end of warm-up and last step."""
+
 import math
 
 import pytest

@@ -1,6 +1,7 @@
 """Streaming patch sources: rendered / read patches equal patches cut from the whole image, selection on a
 stream equals selection on the dense tensor, disk sources read only what they are asked for, and the
 foreground filter leaves selection unchanged at "exactly blank"."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipslib.config import RunConfig
+from ipslib.data.display import max_downsample
 from ipslib.data.megapixel_mnist import MegapixelMNIST, to_float
+from ipslib.data.mnist_patches import MegapixelPatchSource
 from ipslib.model.ips import IPSNet
 from ipslib.model.patches import patchify
 from ipslib.streaming.disk import ArrayPatchSource, TiffPatchSource, array_layout, open_image_source
-from ipslib.data.mnist_patches import MegapixelPatchSource
 from ipslib.streaming.windows import BlankSkippingEncoder, pixels_to_float, skip_blank_patches
-from ipslib.data.display import max_downsample
 
 
 def _dataset(**kw) -> MegapixelMNIST:
@@ -31,13 +32,21 @@ def _dense(ds: MegapixelMNIST, indices: list[int], p: int, s: int) -> torch.Tens
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(canvas=st.integers(140, 320), digit=st.sampled_from([14, 28]), noise=st.sampled_from([None, 9, 40]),
-       n_noise=st.integers(0, 60), noise_type=st.sampled_from(["bezier", "lines"]),
-       index=st.integers(0, 19), patch=st.integers(8, 60), stride_gap=st.integers(-4, 6), seed=st.integers(0, 3))
-def test_streamed_patches_equal_cut_patches(canvas, digit, noise, n_noise, noise_type, index, patch, stride_gap,
-                                            seed):
-    ds = _dataset(canvas_size=canvas, digit_size=digit, noise_size=noise, n_noise=n_noise,
-                  noise_type=noise_type, data_seed=seed)
+@given(
+    canvas=st.integers(140, 320),
+    digit=st.sampled_from([14, 28]),
+    noise=st.sampled_from([None, 9, 40]),
+    n_noise=st.integers(0, 60),
+    noise_type=st.sampled_from(["bezier", "lines"]),
+    index=st.integers(0, 19),
+    patch=st.integers(8, 60),
+    stride_gap=st.integers(-4, 6),
+    seed=st.integers(0, 3),
+)
+def test_streamed_patches_equal_cut_patches(canvas, digit, noise, n_noise, noise_type, index, patch, stride_gap, seed):
+    ds = _dataset(
+        canvas_size=canvas, digit_size=digit, noise_size=noise, n_noise=n_noise, noise_type=noise_type, data_seed=seed
+    )
     stride = max(1, patch + stride_gap)
     source = MegapixelPatchSource(ds, [index], patch, stride)
     dense = _dense(ds, [index], patch, stride)
@@ -72,8 +81,20 @@ def test_blank_mask_is_sufficient_and_thumbnail_is_max_pooled():
 
 
 def _tiny_net(canvas: int, **kw) -> tuple[IPSNet, RunConfig]:
-    cfg = RunConfig.from_flat(dict(canvas_size=canvas, patch_size=50, memory_size=4, iter_size=6, n_res_blocks=1,
-                                   n_heads=2, head_dim=8, mlp_dim=16, digit_source="sample", **kw))
+    cfg = RunConfig.from_flat(
+        dict(
+            canvas_size=canvas,
+            patch_size=50,
+            memory_size=4,
+            iter_size=6,
+            n_res_blocks=1,
+            n_heads=2,
+            head_dim=8,
+            mlp_dim=16,
+            digit_source="sample",
+            **kw,
+        )
+    )
     torch.manual_seed(0)
     return IPSNet.from_config(cfg).eval(), cfg
 
@@ -113,8 +134,8 @@ def test_foreground_threshold_skips_nearly_blank_patches_only_in_eval():
     encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     wrapper = BlankSkippingEncoder(encoder, min_foreground=0.1).eval()
     x = torch.zeros(3, 1, 4, 4)
-    x[1, 0, 0, 0] = 1.0          # 1/16 of the pixels: background at 10 %
-    x[2, 0, :2, :2] = 1.0        # 4/16: foreground
+    x[1, 0, 0, 0] = 1.0  # 1/16 of the pixels: background at 10 %
+    x[2, 0, :2, :2] = 1.0  # 4/16: foreground
     with torch.no_grad():
         out = wrapper(x)
     assert torch.equal(out[1], out[0]) and not torch.equal(out[2], out[0]) and wrapper.skipped == 2
@@ -145,14 +166,15 @@ def test_array_source_reads_only_requested_windows(tmp_path):
     out = source.take(wanted)
     assert torch.equal(out, to_float(patchify(torch.from_numpy(image[None]), 40, 30).numpy())[wanted[0]][None])
     tops, lefts = source.origins(wanted[0].numpy())
-    assert recorder.reads == [(slice(t, t + 40), slice(l, l + 40)) for t, l in zip(tops, lefts)]
+    assert recorder.reads == [(slice(t, t + 40), slice(left, left + 40)) for t, left in zip(tops, lefts)]
     np.save(tmp_path / "x.npy", image)
     mapped = open_image_source(tmp_path / "x.npy", 40, 30)
     assert isinstance(mapped.arrays[0], np.memmap) and torch.equal(mapped.take(wanted), out)
 
 
-@pytest.mark.parametrize("layout", [dict(tile=(32, 48)), dict(tile=(16, 16), compression="zlib"),
-                                    dict(rowsperstrip=10)])
+@pytest.mark.parametrize(
+    "layout", [dict(tile=(32, 48)), dict(tile=(16, 16), compression="zlib"), dict(rowsperstrip=10)]
+)
 def test_tiff_source_decodes_only_touched_segments(tmp_path, layout):
     image = (np.random.default_rng(1).random((200, 190, 3)) * 255).astype(np.uint8)
     path = tmp_path / "x.tif"
@@ -162,8 +184,12 @@ def test_tiff_source_decodes_only_touched_segments(tmp_path, layout):
     dense = to_float(patchify(torch.from_numpy(np.moveaxis(image, -1, 0)), 30, 25).numpy())
     assert torch.equal(source.take(wanted), dense[wanted[0]][None])
     sh, sw = source.segment_shape
-    touched = {(y, x) for t, l in zip(*source.origins(wanted[0].numpy()))
-               for y in range(t // sh, (t + 29) // sh + 1) for x in range(l // sw, (l + 29) // sw + 1)}
+    touched = {
+        (y, x)
+        for t, left in zip(*source.origins(wanted[0].numpy()))
+        for y in range(t // sh, (t + 29) // sh + 1)
+        for x in range(left // sw, (left + 29) // sw + 1)
+    }
     assert source.segments_read == len(touched) < (-(-200 // sh)) * (-(-190 // sw))
     source.take(wanted)
     assert source.segments_read == len(touched)  # served from the cache

@@ -1,4 +1,5 @@
 """SYNTHETIC traffic scenes: determinism, labels without rendering, sign boxes, O2I, torch view."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,15 @@ from ipslib.data import SyntheticTraffic, build_dataset
 from ipslib.data.traffic_scene import render_scene
 from ipslib.data.traffic_signs import IMAGENET_MEAN, IMAGENET_STD
 
-SMALL = {"image_height": 240, "image_width": 320, "n_train": 40, "n_test": 20, "sign_min_size": 24,
-         "sign_max_size": 48, "n_distractors": 4}
+SMALL = {
+    "image_height": 240,
+    "image_width": 320,
+    "n_train": 40,
+    "n_test": 20,
+    "sign_min_size": 24,
+    "sign_max_size": 48,
+    "n_distractors": 4,
+}
 SIGNS_ONLY = {**SMALL, "class_probs": (0.0, 0.4, 0.3, 0.3)}
 
 
@@ -60,9 +68,9 @@ def test_sign_box_inside_image_red_ring_white_disc(split):
         ring = scene.image[(cy + 0.84 * r * np.sin(angles)).astype(int), (cx + 0.84 * r * np.cos(angles)).astype(int)]
         ring = ring.astype(int)
         assert np.all(ring[:, 0] > 150) and np.all(ring[:, 0] - ring[:, 1:].max(axis=1) > 90), ring
-        white = scene.image[int(cy - 0.52 * r), int(cx) - 1: int(cx) + 2].astype(int)
+        white = scene.image[int(cy - 0.52 * r), int(cx) - 1 : int(cx) + 2].astype(int)
         assert np.all(white > 195), white  # above the number, inside the ring
-        assert scene.image[int(cy), left + int(0.2 * w): left + int(0.8 * w)].min() < 80  # black digits
+        assert scene.image[int(cy), left + int(0.2 * w) : left + int(0.8 * w)].min() < 80  # black digits
 
 
 def test_o2i_within_configured_range_and_no_sign_has_no_box():
@@ -79,7 +87,7 @@ def test_o2i_within_configured_range_and_no_sign_has_no_box():
             _, _, h, w = scene.sign_box
             assert low <= h * w / (240 * 320) <= high
     default = SyntheticTrafficConfig()
-    assert default.o2i_range == pytest.approx((32 ** 2 / 1920000, 88 ** 2 / 1920000))
+    assert default.o2i_range == pytest.approx((32**2 / 1920000, 88**2 / 1920000))
     assert 0.0005 < default.o2i_range[0] < default.o2i_range[1] < 0.0041
 
 

@@ -1,4 +1,5 @@
 """Swedish traffic signs loader: grammar, filter, subset counts of spec §9, image loading, fetch (no network)."""
+
 from __future__ import annotations
 
 import random
@@ -13,8 +14,14 @@ import torch
 from PIL import Image
 
 from ipslib.data import traffic_signs as ts
-from ipslib.data.traffic_annotations import (KNOWN_MD5, class_counts, filter_entries, label_signs,
-                                             parse_annotations, select_subset)
+from ipslib.data.traffic_annotations import (
+    KNOWN_MD5,
+    class_counts,
+    filter_entries,
+    label_signs,
+    parse_annotations,
+    select_subset,
+)
 from ipslib.data.traffic_signs import TrafficSigns, fetch_traffic
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*differs from the published:UserWarning")
@@ -27,8 +34,11 @@ CASES = [
     ("d.jpg:VISIBLE, 30.1l, 20.2, 10.0x, 5.5, PROHIBITORY, 70_SIGN;MISC_SIGNS;", 2),
     ("e.jpg:OCCLUDED, 50, 40, 10, 10, PROHIBITORY, 80_SIGN;BLURRED, 50, 40, 40, 30, PROHIBITORY, 50_SIGN;", None),
     ("f.jpg:VISIBLE, 50, 40, 10, 10, MANDATORY, PASS_RIGHT_SIDE;VISIBLE, 60, 60, 50, 50, OTHER, GIVE_WAY;", None),
-    ("g.jpg:VISIBLE, 20, 20, 10, 10, PROHIBITORY, 50_SIGN;VISIBLE, 60, 60, 20, 20, PROHIBITORY, 80_SIGN;"
-     "BLURRED, 500, 500, 0, 0, PROHIBITORY, 70_SIGN;", 3),
+    (
+        "g.jpg:VISIBLE, 20, 20, 10, 10, PROHIBITORY, 50_SIGN;VISIBLE, 60, 60, 20, 20, PROHIBITORY, 80_SIGN;"
+        "BLURRED, 500, 500, 0, 0, PROHIBITORY, 70_SIGN;",
+        3,
+    ),
     ("h.jpg:SIDE_ROAD, 900, 900, 0, 0, PROHIBITORY, 70_SIGN;VISIBLE, 60, 48, 40, 30, PROHIBITORY, 70_SIGN", 2),
     ("i.jpg: VISIBLE, 50, 40, 10, 10, WARNING, PEDESTRIAN_CROSSING ;", None),
 ]
@@ -69,12 +79,15 @@ def test_grammar_and_filter_cases():
     assert deciding.name == "80_SIGN" and deciding.area == 1600  # the larger VISIBLE sign wins
 
 
-@pytest.mark.parametrize("line, message", [
-    ("no_colon_here.jpg VISIBLE, 1, 2, 3, 4, P, 50_SIGN", "line 2: expected"),
-    ("x.jpg:VISIBLE, 1, 2, 3, PROHIBITORY, 50_SIGN", "line 2: sign"),
-    ("x.jpg:VISIBLE, abc, 2, 3, 4, PROHIBITORY, 50_SIGN", "line 2: 'abc' is not a number"),
-    ("x.jpg:HIDDEN, 1, 2, 3, 4, PROHIBITORY, 50_SIGN", "line 2: unknown visibility"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("no_colon_here.jpg VISIBLE, 1, 2, 3, 4, P, 50_SIGN", "line 2: expected"),
+        ("x.jpg:VISIBLE, 1, 2, 3, PROHIBITORY, 50_SIGN", "line 2: sign"),
+        ("x.jpg:VISIBLE, abc, 2, 3, 4, PROHIBITORY, 50_SIGN", "line 2: 'abc' is not a number"),
+        ("x.jpg:HIDDEN, 1, 2, 3, 4, PROHIBITORY, 50_SIGN", "line 2: unknown visibility"),
+    ],
+)
 def test_malformed_line_names_file_and_line(tmp_path, line, message):
     (tmp_path / "Set1").mkdir()
     (tmp_path / "Set1" / "annotations.txt").write_text("b.jpg:\n" + line + "\n")
@@ -107,11 +120,14 @@ def counts_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("fraction, train, test", [
-    (1.0, [486, 79, 123, 59], [451, 86, 83, 64]),
-    (0.5, [243, 39, 61, 29], [225, 43, 41, 32]),
-    (0.25, [121, 19, 30, 14], [112, 21, 20, 16]),
-])
+@pytest.mark.parametrize(
+    "fraction, train, test",
+    [
+        (1.0, [486, 79, 123, 59], [451, 86, 83, 64]),
+        (0.5, [243, 39, 61, 29], [225, 43, 41, 32]),
+        (0.25, [121, 19, 30, 14], [112, 21, 20, 16]),
+    ],
+)
 def test_first_k_reproduces_logged_counts(counts_root, fraction, train, test):
     cfg = {"root": str(counts_root), "subset_fraction": fraction, "subset_mode": "first_k"}
     ds_train = TrafficSigns(cfg, "train", check_images=False)
@@ -131,8 +147,7 @@ def test_first_k_keeps_the_first_of_each_class_in_file_order(counts_root):
 
 
 def test_stratified_random_train_only_and_seeded(counts_root):
-    cfg = {"root": str(counts_root), "subset_fraction": 0.25, "subset_mode": "stratified_random",
-           "train_set": "Set2"}
+    cfg = {"root": str(counts_root), "subset_fraction": 0.25, "subset_mode": "stratified_random", "train_set": "Set2"}
     a = TrafficSigns({**cfg, "data_seed": 1}, "train", check_images=False)
     b = TrafficSigns({**cfg, "data_seed": 1}, "train", check_images=False)
     c = TrafficSigns({**cfg, "data_seed": 2}, "train", check_images=False)

@@ -1,16 +1,33 @@
 """``ipslib train`` end to end, and clear failures for bad --set keys and values."""
+
 import json
 
 import pytest
 import yaml
 
 from ipslib import cli
-from ipslib.engine import records
 from ipslib.cli.train import parse_sets
+from ipslib.engine import records
 
-TINY = dict(canvas_size=200, digit_size=28, n_noise=5, n_train=4, n_test=2, digit_source="sample",
-            patch_size=20, memory_size=4, iter_size=8, n_res_blocks=1, n_heads=4, head_dim=16, mlp_dim=32,
-            batch_size=4, epochs=2, warmup_epochs=1, device="cpu")
+TINY = dict(
+    canvas_size=200,
+    digit_size=28,
+    n_noise=5,
+    n_train=4,
+    n_test=2,
+    digit_source="sample",
+    patch_size=20,
+    memory_size=4,
+    iter_size=8,
+    n_res_blocks=1,
+    n_heads=4,
+    head_dim=16,
+    mlp_dim=32,
+    batch_size=4,
+    epochs=2,
+    warmup_epochs=1,
+    device="cpu",
+)
 
 
 @pytest.fixture
@@ -22,14 +39,23 @@ def params(tmp_path):
 
 def test_parse_sets_reads_yaml_values():
     assert parse_sets(["lr=3e-4", "shuffle=false", "sub_batch_size=null", "device=cpu", "n_noise= 7"]) == {
-        "lr": 3e-4, "shuffle": False, "sub_batch_size": None, "device": "cpu", "n_noise": 7}
+        "lr": 3e-4,
+        "shuffle": False,
+        "sub_batch_size": None,
+        "device": "cpu",
+        "n_noise": 7,
+    }
 
 
 def test_train_end_to_end_then_skip(params, tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["train", str(params), "--out", str(out), "--set", "epochs=1", "--set", "threads=1"]) == 0
-    assert {p.name for p in out.iterdir()} == {records.CONFIG_FILE, records.HISTORY_FILE, records.METRICS_FILE,
-                                               records.CHECKPOINT_FILE}
+    assert {p.name for p in out.iterdir()} == {
+        records.CONFIG_FILE,
+        records.HISTORY_FILE,
+        records.METRICS_FILE,
+        records.CHECKPOINT_FILE,
+    }
     metrics = json.loads((out / records.METRICS_FILE).read_text())
     assert metrics["finished"] and metrics["epochs"] == 1
     assert records.read_config(out).train.epochs == 1
@@ -39,13 +65,16 @@ def test_train_end_to_end_then_skip(params, tmp_path, capsys):
     assert "complete" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("item, needle", [
-    ("memory_sise=5", "memory_sise"),           # unknown key: named, valid keys listed
-    ("memory_size=five", "memory_size"),        # wrong type
-    ("lr=-1", "lr"),                            # out of range
-    ("lr=[1", "lr"),                            # not YAML
-    ("memory_size", "KEY=VALUE"),               # no '='
-])
+@pytest.mark.parametrize(
+    "item, needle",
+    [
+        ("memory_sise=5", "memory_sise"),  # unknown key: named, valid keys listed
+        ("memory_size=five", "memory_size"),  # wrong type
+        ("lr=-1", "lr"),  # out of range
+        ("lr=[1", "lr"),  # not YAML
+        ("memory_size", "KEY=VALUE"),  # no '='
+    ],
+)
 def test_bad_set_fails_naming_the_key(params, tmp_path, capsys, item, needle):
     out = tmp_path / "run"
     assert cli.main(["train", str(params), "--out", str(out), "--set", item]) == 2

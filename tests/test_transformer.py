@@ -1,5 +1,7 @@
 """Cross-attention aggregator: shapes, closed-form forward and scores, semantic branches, ACMIL masking."""
+
 from __future__ import annotations
+
 import math
 from functools import partial
 
@@ -11,9 +13,12 @@ from ipslib.config import AggregatorConfig, ConfigError, TaskSpec
 from ipslib.model.stkim import mask_logits, top_k_mask
 from ipslib.model.transformer import Aggregator, sinusoidal_table
 
-
-MNIST = {"majority": TaskSpec(10, "multiclass"), "max": TaskSpec(10, "multiclass"),
-         "top": TaskSpec(10, "multiclass"), "multi": TaskSpec(10, "multilabel")}
+MNIST = {
+    "majority": TaskSpec(10, "multiclass"),
+    "max": TaskSpec(10, "multiclass"),
+    "top": TaskSpec(10, "multiclass"),
+    "multi": TaskSpec(10, "multilabel"),
+}
 TRAFFIC = {"sign": TaskSpec(4, "multiclass")}
 SMALL = AggregatorConfig(n_heads=4, head_dim=8, mlp_dim=32)
 
@@ -65,8 +70,9 @@ def test_forward_matches_closed_form() -> None:
     v = a.v_w(x).view(3, 6, 4, 8).transpose(1, 2)
     attn = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1)  # (B, H, T, L)
     heads = attn @ v
-    z = F.layer_norm(a.fc(heads.transpose(1, 2).reshape(3, 4, 32)) + a.query, (16,),
-                     a.norm.weight, a.norm.bias, eps=1e-6)
+    z = F.layer_norm(
+        a.fc(heads.transpose(1, 2).reshape(3, 4, 32)) + a.query, (16,), a.norm.weight, a.norm.bias, eps=1e-6
+    )
     mlp = agg.mlp
     y = F.layer_norm(z + mlp.fc2(torch.relu(mlp.fc1(z))), (16,), mlp.norm.weight, mlp.norm.bias, eps=1e-6)
     assert torch.allclose(out.attention, attn, atol=1e-6)

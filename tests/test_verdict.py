@@ -1,4 +1,5 @@
 """Computed verdicts (ipslib.study.verdict): claim parsing, arm selection, the decision rule and the real params."""
+
 from __future__ import annotations
 
 import math
@@ -104,10 +105,12 @@ def test_verdict_text_and_table_carry_the_numbers(experiment):
     evaluated = [evaluate(c, specs, runs) for c in experiment.claims]
     text = verdict_markdown(evaluated, "smoke")
     assert "1 confirmed, 1 not confirmed" in text and "81.0 vs 56.0 %" in text and "Source: Table 0." in text
-    assert "one seed" not in text                       # two repeats per arm
+    assert "one seed" not in text  # two repeats per arm
     single = experiment.runs("cpu")
     once = [evaluate(c, single, _runs(single, {100: [0.55], 400: [0.80]})) for c in experiment.claims]
-    assert "**Confirmed (one seed)**" in verdict_markdown(once, "cpu") and "weak evidence" in verdict_markdown(once, "cpu")
+    assert "**Confirmed (one seed)**" in verdict_markdown(once, "cpu") and "weak evidence" in verdict_markdown(
+        once, "cpu"
+    )
     table = verdict_table(evaluated)
     assert list(table.index.get_level_values("claim")) == [1, 2]
     assert verdict_markdown([], "cpu").startswith("This chapter makes no comparative claim")
@@ -120,13 +123,16 @@ def test_an_arm_matching_two_settings_fails_naming_the_claim(tmp_path, experimen
         evaluate(claim, specs, _runs(specs, {}))
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    ({"text": "a", "higher": {"n_train": 1}}, "missing key 'lower'"),
-    ({"text": "a", "higher": {"n_trian": 1}, "lower": {"n_train": 1}}, "n_trian is not a config key"),
-    ({"text": "a", "higher": {"n_train": 1}, "lower": {"n_train": 2}, "expect": "lower"}, "expect='lower'"),
-    ({"text": "a", "higher": {}, "lower": {"n_train": 2}}, "higher: must be a non-empty mapping"),
-    ({"text": "a", "higher": {"n_train": 1}, "lower": {"n_train": 2}, "why": 1}, "unknown key(s) why"),
-])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ({"text": "a", "higher": {"n_train": 1}}, "missing key 'lower'"),
+        ({"text": "a", "higher": {"n_trian": 1}, "lower": {"n_train": 1}}, "n_trian is not a config key"),
+        ({"text": "a", "higher": {"n_train": 1}, "lower": {"n_train": 2}, "expect": "lower"}, "expect='lower'"),
+        ({"text": "a", "higher": {}, "lower": {"n_train": 2}}, "higher: must be a non-empty mapping"),
+        ({"text": "a", "higher": {"n_train": 1}, "lower": {"n_train": 2}, "why": 1}, "unknown key(s) why"),
+    ],
+)
 def test_bad_claims_fail_clearly(raw, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         parse_claims([raw], "params/x.yaml")

@@ -5,6 +5,7 @@ Run from the repository root: ``.venv/bin/python book/templates/build_templates_
 ``title`` cell (replaced by the runner with the experiment's header), a ``parameters`` cell, one call into
 ipslib to load the experiment, and a verdict composed from the computed values.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,10 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
-KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-          "language_info": {"name": "python"}}
+KERNEL = {
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
 
 
 def code(source: str, *tags: str):
@@ -32,10 +35,17 @@ def md(source: str, *tags: str):
 def head(default_experiment: str, imports: str) -> list:
     """Title, parameters, the one load call, and the Settings / Results / comparison sections."""
     return [
-        md("# Experiment\n\nThe book's runner replaces this cell with the experiment's title and question "
-           "(from `params/<experiment>.yaml`).", "title"),
-        code(f'experiment: str = "{default_experiment}"   # a params/<experiment>.yaml file\n'
-             'profile: str = "cpu"   # smoke | cpu | paper', "parameters", "remove-cell"),
+        md(
+            "# Experiment\n\nThe book's runner replaces this cell with the experiment's title and question "
+            "(from `params/<experiment>.yaml`).",
+            "title",
+        ),
+        code(
+            f'experiment: str = "{default_experiment}"   # a params/<experiment>.yaml file\n'
+            'profile: str = "cpu"   # smoke | cpu | paper',
+            "parameters",
+            "remove-cell",
+        ),
         code(f"""
 %matplotlib inline
 import numpy as np
@@ -58,48 +68,62 @@ reduced = ("" if profile == "paper" else
            f" These are **{{profile}}-profile** runs, reduced in scale from the dissertation's, so they test the "
            "mechanism, not its numbers.")
 """),
-        md("## Settings\n\nThe settings every run of this profile shares, beside the paper profile's "
-           "(`differs` marks a deviation from the dissertation's logged settings)."),
+        md(
+            "## Settings\n\nThe settings every run of this profile shares, beside the paper profile's "
+            "(`differs` marks a deviation from the dissertation's logged settings)."
+        ),
         code("report.settings_table(results)"),
-        md("## Results\n\nLast-epoch test accuracy (%), mean ± population std over repeats (the dissertation "
-           "reports the last epoch and calls the test split *validation*)."),
+        md(
+            "## Results\n\nLast-epoch test accuracy (%), mean ± population std over repeats (the dissertation "
+            "reports the last epoch and calls the test split *validation*)."
+        ),
         code("display(Markdown(report.chance_note(results)))"),
-        code("summary = report.summary_table(results, 'last')\n"
-             "summary if len(summary) else Markdown('No finished run yet.')"),
+        code(
+            "summary = report.summary_table(results, 'last')\n"
+            "summary if len(summary) else Markdown('No finished run yet.')"
+        ),
         md("Best-epoch test accuracy (%), the epoch with the highest mean test accuracy over tasks:"),
-        code("best = report.summary_table(results, 'best')\n"
-             "best if len(best) else Markdown('No finished run yet.')"),
-        md("## The dissertation beside ours\n\nValues in %; `same_setting` is true only in the paper profile. "
-           "The `source` column names where each dissertation value comes from."),
-        code("comparison = report.comparison_table(results)\n"
-             "comparison if len(comparison) else Markdown('No table of the dissertation reports this experiment, '\n"
-             "                                            'or no run has finished.')"),
+        code("best = report.summary_table(results, 'best')\nbest if len(best) else Markdown('No finished run yet.')"),
+        md(
+            "## The dissertation beside ours\n\nValues in %; `same_setting` is true only in the paper profile. "
+            "The `source` column names where each dissertation value comes from."
+        ),
+        code(
+            "comparison = report.comparison_table(results)\n"
+            "comparison if len(comparison) else Markdown('No table of the dissertation reports this experiment, '\n"
+            "                                            'or no run has finished.')"
+        ),
     ]
 
 
 def tail() -> list:
     return [
-        md("## Verdict\n\nEach claim of the dissertation this chapter tests, with the two arms it compares "
-           "(rule: `ipslib.study.verdict`)."),
-        code("from ipslib import verdict\n\nevaluated = verdict.evaluate_all(results)\n"
-             "display(Markdown(verdict.verdict_markdown(evaluated, profile)))\n"
-             "claims = verdict.verdict_table(evaluated)\n"
-             "claims if len(claims) else None"),
+        md(
+            "## Verdict\n\nEach claim of the dissertation this chapter tests, with the two arms it compares "
+            "(rule: `ipslib.study.verdict`)."
+        ),
+        code(
+            "from ipslib import verdict\n\nevaluated = verdict.evaluate_all(results)\n"
+            "display(Markdown(verdict.verdict_markdown(evaluated, profile)))\n"
+            "claims = verdict.verdict_table(evaluated)\n"
+            "claims if len(claims) else None"
+        ),
         md("## Every run"),
         code("report.runs_table(results)"),
-        code("for key, value in report.headline(results).items():\n    glue(key, value, display=False)",
-             "remove-cell"),
+        code("for key, value in report.headline(results).items():\n    glue(key, value, display=False)", "remove-cell"),
     ]
 
 
-ATTENTION = head("mnist_attention_maps", "from ipslib import attention\nfrom ipslib.data.display import format_labels\n") + [
-    code("""
+ATTENTION = (
+    head("mnist_attention_maps", "from ipslib import attention\nfrom ipslib.data.display import format_labels\n")
+    + [
+        code("""
 if any(spec.config.dataset == "synthetic_traffic" for spec in results.specs):
     display(Markdown("**The traffic images on this page are SYNTHETIC**: generated road scenes "
                      "(`ipslib.data.synthetic_traffic`) standing in for the Swedish Traffic Signs data, "
                      "which could not be obtained here. Nothing on this page describes the real dataset."))
 """),
-    md("""
+        md("""
 ## Attention maps
 
 For every finished run: its model at the last epoch on test image 0 (for traffic also the first test image
@@ -110,7 +134,7 @@ classifier weighs. Patches sit at their own grid cells (indices mapped back thro
 boxes are outlined in red. The author's script drew a *training* image and, with shuffling on, misplaced the
 patches (spec P17, P18); we draw a test image, as the dissertation's text says.
 """),
-    code("""
+        code("""
 rows, placement = [], None
 for k, spec in enumerate(done):
     net, cfg = attention.load_trained(spec.run_dir)
@@ -142,7 +166,7 @@ where = pd.DataFrame(rows)
 if not done:
     display(Markdown("No finished run, so there is no map to draw."))
 """),
-    md("""
+        md("""
 ### Where the kept patches fall
 
 Share of kept patches whose cell touches an object box, beside the share of all grid cells that touch one
@@ -150,15 +174,15 @@ Share of kept patches whose cell touches an object box, beside the share of all 
 objects at least as often (hypergeometric tail); then the share with the author's placement, and how many
 kept patches that placement moves to another cell.
 """),
-    code("where.round(1) if len(where) else Markdown('No finished run.')"),
-    md("""
+        code("where.round(1) if len(where) else Markdown('No finished run.')"),
+        md("""
 ## Shuffled indices: our placement and the author's
 
 With shuffling on, IPS sees the patches in a random order. The author's scripts read the kept patches'
 positions *in that order* as grid cells; ipslib maps them back to the grid. The right panel draws what the
 author's script would have drawn for the same model and image.
 """),
-    code("""
+        code("""
 if placement is None:
     display(Markdown("Not shown: no finished run with shuffling on."))
 else:
@@ -167,8 +191,8 @@ else:
     glue("placement_figure", fig, display=False)
     display(fig)
 """),
-    md("## Verdict"),
-    code("""
+        md("## Verdict"),
+        code("""
 criterion = ("Criterion: on an image with objects, IPS *finds the objects* when its kept patches touch an object "
              "box more often than M blindly drawn cells would with p < 0.05.")
 scored = where[where["objects"] > 0] if len(where) else where
@@ -195,12 +219,16 @@ note = " The traffic images are synthetic stand-ins, not the real data." if synt
 glue("attention_verdict", verdict, display=False)
 display(Markdown(f"{criterion} {verdict}{reduced}{note}"))
 """),
-] + tail()
+    ]
+    + tail()
+)
 
 
-STKIM = head("mnist_stkim_p", "from ipslib import stkim_analysis\n") + [
-    code("fig = report.accuracy_figure(results)\nglue('accuracy_figure', fig, display=False)\ndisplay(fig)"),
-    md("""
+STKIM = (
+    head("mnist_stkim_p", "from ipslib import stkim_analysis\n")
+    + [
+        code("fig = report.accuracy_figure(results)\nglue('accuracy_figure', fig, display=False)\ndisplay(fig)"),
+        md("""
 ## Survival of a salient patch
 
 The author's STKIM masks each of the top-K **selection** scores with probability P at every IPS iteration,
@@ -211,7 +239,7 @@ number of iterations left when it enters. Averaged over its (shuffled) entry pos
 masked at test time (survival 1). The baseline of each run is the same configuration without STKIM, looked
 up in this profile's runs (so a baseline trained by another chapter counts).
 """),
-    code("""
+        code("""
 table = stkim_analysis.survival_table(results)
 settings = (table.groupby(["arm", "K", "P"], sort=False)
             .agg(N=("N", "first"), M=("M", "first"), I=("I", "first"), n_iter=("n_iter", "first"),
@@ -221,13 +249,13 @@ settings = (table.groupby(["arm", "K", "P"], sort=False)
             .reset_index())
 settings.round(3)
 """),
-    code("""
+        code("""
 fig = stkim_analysis.survival_figure(results, table)
 glue("survival_figure", fig, display=False)
 display(fig)
 """),
-    md("## Verdict"),
-    code("""
+        md("## Verdict"),
+        code("""
 author = settings[settings["arm"] == "seed_selection"].dropna(subset=["accuracy"])
 base = table.groupby("repeat")["baseline accuracy (%)"].first().mean()
 points = pd.concat([author[["survival", "accuracy"]],
@@ -262,11 +290,15 @@ glue("spearman_rho", rho, display=False)
 glue("stkim_verdict", verdict, display=False)
 display(Markdown(f"{criterion} {verdict}{reduced}"))
 """),
-] + tail()
+    ]
+    + tail()
+)
 
 
-DENSITY = head("stkim_density", "from ipslib import attention\n") + [
-    md("""
+DENSITY = (
+    head("stkim_density", "from ipslib import attention\n")
+    + [
+        md("""
 ## Score densities
 
 For the run with the author's masking and the one without: each model at its last epoch (the dissertation
@@ -275,7 +307,7 @@ selection keeps (with the author's masking still active at test time, as in its 
 scores of all N patches as one candidate set (one softmax over N, no masking), which shows how the model
 spreads its attention without the iteration's renormalisation. Densities are of log10 of the scores.
 """),
-    code("""
+        code("""
 import seaborn as sns
 from matplotlib.figure import Figure
 
@@ -305,13 +337,13 @@ if frames:
 else:
     display(Markdown("No finished run, so there is no density to draw."))
 """),
-    md("""
+        md("""
 Spread of each score set (normalised to sum 1): entropy in nats, entropy over its maximum log(n), and the
 share held by the ten largest scores.
 """),
-    code("stats.round(3) if len(stats) else Markdown('No finished run.')"),
-    md("## Verdict"),
-    code("""
+        code("stats.round(3) if len(stats) else Markdown('No finished run.')"),
+        md("## Verdict"),
+        code("""
 criterion = ("Criterion: STKIM *spreads the attention* when, over all N patches of the test image, the masked "
              "model's normalised entropy is higher and its top-10 share lower than the unmasked model's.")
 spread = stats[stats["set"] == "all patches (one softmax)"].set_index("run") if len(stats) else pd.DataFrame()
@@ -330,7 +362,9 @@ else:
 glue("density_verdict", verdict, display=False)
 display(Markdown(f"{criterion} {verdict}{reduced}"))
 """),
-] + tail()
+    ]
+    + tail()
+)
 
 
 def main() -> None:
@@ -338,7 +372,7 @@ def main() -> None:
         notebook = new_notebook(metadata=KERNEL)
         notebook.cells = cells
         for i, cell in enumerate(notebook.cells):
-            cell["id"] = f"cell-{i}"   # stable ids: rebuilding an unchanged template changes nothing
+            cell["id"] = f"cell-{i}"  # stable ids: rebuilding an unchanged template changes nothing
         nbformat.write(notebook, HERE / f"{name}.ipynb")
 
 

@@ -14,6 +14,7 @@ order as grid cells), so the book can show the difference. Figures are built on
 
 Legend: N patches, M kept patches, T task tokens, H heads.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,12 +27,23 @@ import torch
 from matplotlib.figure import Figure
 
 from ipslib.config import RunConfig
-from ipslib.engine.records import CHECKPOINT_FILE
 from ipslib.data.display import max_downsample
+from ipslib.engine.records import CHECKPOINT_FILE
 
-__all__ = ["AttentionMaps", "Example", "load_trained", "load_example", "compute_maps", "author_style_grid",
-           "score_all_patches", "score_density", "score_summary", "object_overlap", "plot_maps",
-           "plot_placement"]
+__all__ = [
+    "AttentionMaps",
+    "Example",
+    "load_trained",
+    "load_example",
+    "compute_maps",
+    "author_style_grid",
+    "score_all_patches",
+    "score_density",
+    "score_summary",
+    "object_overlap",
+    "plot_maps",
+    "plot_placement",
+]
 
 
 @dataclass
@@ -106,8 +118,7 @@ def load_trained(run_dir: str | Path) -> tuple[Any, RunConfig]:
 def _display_dataset(cfg: RunConfig, split: str) -> Any:
     from ipslib.data import MegapixelMNIST, SyntheticTraffic, TrafficSigns
 
-    classes = {"megapixel_mnist": MegapixelMNIST, "synthetic_traffic": SyntheticTraffic,
-               "traffic_signs": TrafficSigns}
+    classes = {"megapixel_mnist": MegapixelMNIST, "synthetic_traffic": SyntheticTraffic, "traffic_signs": TrafficSigns}
     return classes[cfg.dataset](cfg.data, split)
 
 
@@ -128,8 +139,7 @@ def _predictions(logits: dict[str, torch.Tensor], cfg: RunConfig) -> dict[str, A
     out: dict[str, Any] = {}
     for task, spec in cfg.tasks.items():
         row = logits[task][0]
-        out[task] = (torch.nonzero(row > 0).flatten().tolist() if spec.kind == "multilabel"
-                     else int(row.argmax()))
+        out[task] = torch.nonzero(row > 0).flatten().tolist() if spec.kind == "multilabel" else int(row.argmax())
     return out
 
 
@@ -154,10 +164,16 @@ def compute_maps(net: Any, cfg: RunConfig, image_tensor: torch.Tensor, *, seed: 
         selection = net.select(patches)
         out = net.forward_features(selection)
     return AttentionMaps(
-        grid_shape=cfg.grid_shape, patch_size=cfg.ips.patch_size, stride=cfg.ips.stride,
-        indices=selection.indices[0].cpu().numpy(), selection_scores=selection.scores[0].float().cpu().numpy(),
+        grid_shape=cfg.grid_shape,
+        patch_size=cfg.ips.patch_size,
+        stride=cfg.ips.stride,
+        indices=selection.indices[0].cpu().numpy(),
+        selection_scores=selection.scores[0].float().cpu().numpy(),
         aggregation=out.attention[0].mean(dim=0).float().cpu().numpy(),  # (H, T, M) -> (T, M)
-        task_names=list(cfg.tasks), predictions=_predictions(out.logits, cfg), order=order)
+        task_names=list(cfg.tasks),
+        predictions=_predictions(out.logits, cfg),
+        order=order,
+    )
 
 
 def author_style_grid(maps: AttentionMaps, values: np.ndarray | None = None) -> np.ndarray:
@@ -180,7 +196,7 @@ def score_all_patches(net: Any, cfg: RunConfig, image_tensor: torch.Tensor, *, c
     net.eval()
     with torch.no_grad():
         for start in range(0, len(patches), chunk):
-            emb = encode_unique(net.encoder, patches[start:start + chunk].float())  # (n, D)
+            emb = encode_unique(net.encoder, patches[start : start + chunk].float())  # (n, D)
             pos = net.positional(torch.arange(start, start + len(emb)))
             emb = emb if pos is None else emb + pos
             logits.append(net.aggregator.attention.attention_logits(emb.unsqueeze(0)))  # (1, H, T, n)
@@ -208,8 +224,12 @@ def score_summary(scores: np.ndarray, *, top: int = 10) -> dict[str, float]:
     p = p / p.sum()
     nonzero = p[p > 0]
     entropy = float(-(nonzero * np.log(nonzero)).sum())
-    return {"n": len(p), "entropy": entropy, "normalised entropy": entropy / math.log(len(p)) if len(p) > 1 else 0.0,
-            f"top-{top} share": float(np.sort(p)[::-1][:top].sum())}
+    return {
+        "n": len(p),
+        "entropy": entropy,
+        "normalised entropy": entropy / math.log(len(p)) if len(p) > 1 else 0.0,
+        f"top-{top} share": float(np.sort(p)[::-1][:top].sum()),
+    }
 
 
 def object_overlap(grid: np.ndarray, boxes: np.ndarray, *, patch_size: int, stride: int) -> dict[str, float]:
@@ -228,23 +248,39 @@ def object_overlap(grid: np.ndarray, boxes: np.ndarray, *, patch_size: int, stri
     filled = ~np.isnan(grid)
     n, k, m, x = hit.size, int(hit.sum()), int(filled.sum()), int(hit[filled].sum())
     tail = sum(math.comb(k, i) * math.comb(n - k, m - i) for i in range(x, min(k, m) + 1)) / math.comb(n, m)
-    return {"kept": m, "on_object": x, "share": x / m if m else float("nan"), "blind_share": k / n,
-            "p_value": float(tail)}
+    return {
+        "kept": m,
+        "on_object": x,
+        "share": x / m if m else float("nan"),
+        "blind_share": k / n,
+        "p_value": float(tail),
+    }
 
 
-def _draw_panel(ax, thumb: np.ndarray, extent: tuple, cells: np.ndarray, values: np.ndarray, maps: AttentionMaps,
-                boxes: np.ndarray | None, norm, cmap: str, title: str) -> None:
+def _draw_panel(
+    ax,
+    thumb: np.ndarray,
+    extent: tuple,
+    cells: np.ndarray,
+    values: np.ndarray,
+    maps: AttentionMaps,
+    boxes: np.ndarray | None,
+    norm,
+    cmap: str,
+    title: str,
+) -> None:
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
 
     ax.imshow(thumb, cmap="gray" if thumb.ndim == 2 else None, extent=extent, interpolation="nearest")
     rows, cols = np.divmod(np.asarray(cells), maps.grid_shape[1])
-    squares = [Rectangle((c * maps.stride, r * maps.stride), maps.patch_size, maps.patch_size)
-               for r, c in zip(rows, cols)]
+    squares = [
+        Rectangle((c * maps.stride, r * maps.stride), maps.patch_size, maps.patch_size) for r, c in zip(rows, cols)
+    ]
     collection = PatchCollection(squares, cmap=cmap, norm=norm, alpha=0.6, linewidths=0)
     collection.set_array(np.asarray(values, dtype=float))
     ax.add_collection(collection)
-    for r, c, h, w in (np.asarray(boxes).reshape(-1, 4) if boxes is not None else []):
+    for r, c, h, w in np.asarray(boxes).reshape(-1, 4) if boxes is not None else []:
         ax.add_patch(Rectangle((c, r), w, h, fill=False, edgecolor="red", linewidth=1.0))
     ax.set(xlim=extent[:2], ylim=extent[2:], xticks=[], yticks=[])
     ax.set_title(title, fontsize=9)
@@ -256,8 +292,14 @@ def _thumbnail(image: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple]:
     return thumb, (0, width, height, 0)
 
 
-def plot_maps(image_uint8: np.ndarray, maps: AttentionMaps, *, boxes: np.ndarray | None = None,
-              max_side: int = 800, title: str = "") -> Figure:
+def plot_maps(
+    image_uint8: np.ndarray,
+    maps: AttentionMaps,
+    *,
+    boxes: np.ndarray | None = None,
+    max_side: int = 800,
+    title: str = "",
+) -> Figure:
     """The image (max-pooled thumbnail) with (a) the kept patches' selection scores and (b) the
     aggregation attention of each task token as coloured squares, one colour bar each; boxes in red."""
     from matplotlib.colors import Normalize
@@ -270,13 +312,33 @@ def plot_maps(image_uint8: np.ndarray, maps: AttentionMaps, *, boxes: np.ndarray
     fig = Figure(figsize=(3.4 * ncols + 0.8, 3.4 * nrows * aspect + 0.7), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     sel_norm = Normalize(float(maps.selection_scores.min()), float(maps.selection_scores.max()) + 1e-12)
-    _draw_panel(axes[0], thumb, extent, maps.indices, maps.selection_scores, maps, boxes, sel_norm, "viridis",
-                f"(a) selection scores of the {len(maps.indices)} kept patches")
+    _draw_panel(
+        axes[0],
+        thumb,
+        extent,
+        maps.indices,
+        maps.selection_scores,
+        maps,
+        boxes,
+        sel_norm,
+        "viridis",
+        f"(a) selection scores of the {len(maps.indices)} kept patches",
+    )
     fig.colorbar(axes[0].collections[0], ax=axes[0], shrink=0.8)
     agg_norm = Normalize(0.0, float(maps.aggregation.max()) + 1e-12)
     for t, task in enumerate(maps.task_names):
-        _draw_panel(axes[1 + t], thumb, extent, maps.indices, maps.aggregation[t], maps, boxes, agg_norm,
-                    "magma", f"(b) aggregation attention: {task} (pred. {maps.predictions[task]})")
+        _draw_panel(
+            axes[1 + t],
+            thumb,
+            extent,
+            maps.indices,
+            maps.aggregation[t],
+            maps,
+            boxes,
+            agg_norm,
+            "magma",
+            f"(b) aggregation attention: {task} (pred. {maps.predictions[task]})",
+        )
     fig.colorbar(axes[1].collections[0], ax=list(axes[1:n_panels]), shrink=0.8, label="attention (mean of heads)")
     for ax in axes[n_panels:]:
         ax.set_visible(False)
@@ -285,8 +347,14 @@ def plot_maps(image_uint8: np.ndarray, maps: AttentionMaps, *, boxes: np.ndarray
     return fig
 
 
-def plot_placement(image_uint8: np.ndarray, maps: AttentionMaps, *, boxes: np.ndarray | None = None,
-                   max_side: int = 600, title: str = "") -> Figure:
+def plot_placement(
+    image_uint8: np.ndarray,
+    maps: AttentionMaps,
+    *,
+    boxes: np.ndarray | None = None,
+    max_side: int = 600,
+    title: str = "",
+) -> Figure:
     """Two panels: selection scores at their true cells, and where the author's script would put them."""
     from matplotlib.colors import Normalize
 
@@ -297,12 +365,13 @@ def plot_placement(image_uint8: np.ndarray, maps: AttentionMaps, *, boxes: np.nd
     norm = Normalize(float(maps.selection_scores.min()), float(maps.selection_scores.max()) + 1e-12)
     author = author_style_grid(maps)
     cells = np.flatnonzero(~np.isnan(author.ravel()))
-    panels = [(maps.indices, maps.selection_scores, "grid indices (ipslib)"),
-              (cells, author.ravel()[cells], "shuffled positions as cells (author's script)")]
+    panels = [
+        (maps.indices, maps.selection_scores, "grid indices (ipslib)"),
+        (cells, author.ravel()[cells], "shuffled positions as cells (author's script)"),
+    ]
     for ax, (where, values, name) in zip(axes, panels):
         _draw_panel(ax, thumb, extent, where, values, maps, boxes, norm, "viridis", name)
     fig.colorbar(axes[0].collections[0], ax=list(axes), shrink=0.8, label="selection score")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
-

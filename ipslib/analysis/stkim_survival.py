@@ -17,6 +17,7 @@ and a zeroed patch may stay by a tie, so the formula is then a lower bound on su
 
 Legend: N patches per image, M memory size, I iteration size, K eligible top entries, P masking probability.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,16 @@ import numpy as np
 if TYPE_CHECKING:
     from ipslib.config import RunConfig
 
-__all__ = ["spearman", "n_iterations", "mask_probability", "survival_by_position", "survival_probability",
-           "config_survival", "simulate_survival", "baseline_config"]
+__all__ = [
+    "spearman",
+    "n_iterations",
+    "mask_probability",
+    "survival_by_position",
+    "survival_probability",
+    "config_survival",
+    "simulate_survival",
+    "baseline_config",
+]
 
 
 def spearman(x, y) -> float:
@@ -80,7 +89,7 @@ def survival_probability(n_patches: int, memory_size: int, iter_size: int, p: fl
     return float(survival_by_position(n_patches, memory_size, iter_size, p).mean())
 
 
-def config_survival(cfg: "RunConfig") -> float:
+def config_survival(cfg: RunConfig) -> float:
     """Test-time survival of a salient patch under a run's STKIM settings.
 
     1.0 when the selection is not masked at test time: STKIM off, ACMIL's aggregation masking, or the
@@ -93,8 +102,17 @@ def config_survival(cfg: "RunConfig") -> float:
     return survival_probability(cfg.n_patches, cfg.ips.memory_size, cfg.ips.iter_size, q)
 
 
-def simulate_survival(n_patches: int, memory_size: int, iter_size: int, p: float, *, k: int = 10,
-                      n_images: int = 4000, seed: int = 0, sampling: str = "bernoulli") -> float:
+def simulate_survival(
+    n_patches: int,
+    memory_size: int,
+    iter_size: int,
+    p: float,
+    *,
+    k: int = 10,
+    n_images: int = 4000,
+    seed: int = 0,
+    sampling: str = "bernoulli",
+) -> float:
     """Monte-Carlo survival through ipslib's own selection loop and STKIM masking.
 
     Each of ``n_images`` toy images has one salient patch (grid index 0) whose raw score beats every
@@ -122,15 +140,20 @@ def simulate_survival(n_patches: int, memory_size: int, iter_size: int, p: float
             return mask_scores(scores, k=k, p=p, sampling=sampling) if p > 0 else scores
 
         order = patch_order(n_patches, n_images, shuffle=True, style="instance")
-        indices, _ = iterative_select(DensePatches(patches), encode=lambda x: x.flatten(2), score=score,
-                                      memory_size=memory_size, iter_size=iter_size, order=order,
-                                      device=torch.device("cpu"))
+        indices, _ = iterative_select(
+            DensePatches(patches),
+            encode=lambda x: x.flatten(2),
+            score=score,
+            memory_size=memory_size,
+            iter_size=iter_size,
+            order=order,
+            device=torch.device("cpu"),
+        )
         return float((indices == 0).any(dim=1).float().mean())
     finally:
         torch.random.set_rng_state(gen_state)
 
 
-def baseline_config(cfg: "RunConfig") -> "RunConfig":
+def baseline_config(cfg: RunConfig) -> RunConfig:
     """The same run without STKIM (K = P = 0, default mode): its result is the reference for the drop."""
-    return cfg.replace(stkim_k=0, stkim_p=0.0, stkim_mode="seed_selection", stkim_sampling=None,
-                       stkim_in_eval=None)
+    return cfg.replace(stkim_k=0, stkim_p=0.0, stkim_mode="seed_selection", stkim_sampling=None, stkim_in_eval=None)

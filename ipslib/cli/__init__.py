@@ -1,5 +1,6 @@
 """The ``ipslib`` command line. Each command group lives in ``ipslib.cli.<group>`` and exposes
 ``register(subparsers)``; heavy imports (torch) happen inside the command, so ``--help`` is instant."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,7 @@ import sys
 
 from ipslib.config import ConfigError
 
-COMMAND_MODULES = ["ipslib.cli.data", "ipslib.cli.train", "ipslib.cli.experiments",
-                   "ipslib.cli.predict"]
+COMMAND_MODULES = ["ipslib.cli.data", "ipslib.cli.train", "ipslib.cli.experiments", "ipslib.cli.predict"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@
 * ``ipslib data show PARAMS.yaml [--split test] [--index 0] --out canvas.png`` draws one sample of the
   params file's dataset with its object boxes and labels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +24,16 @@ _DATASET_CLASSES = {
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("data", help="fetch datasets and draw samples",
-                                   description=__doc__.split("\n")[0])
+    parser = subparsers.add_parser("data", help="fetch datasets and draw samples", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     fetch_parser = sub.add_parser("fetch", help="download and verify a dataset's files")
-    fetch_parser.add_argument("dataset", nargs="?", default="mnist", choices=["mnist", "traffic"],
-                              help="which files (default: mnist)")
-    fetch_parser.add_argument("--root", type=Path, default=None,
-                              help="data folder (default: $IPSLIB_DATA or ~/.cache/ipslib)")
+    fetch_parser.add_argument(
+        "dataset", nargs="?", default="mnist", choices=["mnist", "traffic"], help="which files (default: mnist)"
+    )
+    fetch_parser.add_argument(
+        "--root", type=Path, default=None, help="data folder (default: $IPSLIB_DATA or ~/.cache/ipslib)"
+    )
     fetch_parser.set_defaults(handler=fetch)
 
     show_parser = sub.add_parser("show", help="draw one sample with its boxes and labels into a PNG")
@@ -39,8 +41,9 @@ def register(subparsers: Any) -> None:
     show_parser.add_argument("--split", choices=["train", "test"], default="test")
     show_parser.add_argument("--index", type=int, default=0, help="sample index (default 0)")
     show_parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
-    show_parser.add_argument("--max-side", type=int, default=1000,
-                             help="largest side shown; bigger images are max-pooled (default 1000)")
+    show_parser.add_argument(
+        "--max-side", type=int, default=1000, help="largest side shown; bigger images are max-pooled (default 1000)"
+    )
     show_parser.set_defaults(handler=show)
 
 
@@ -54,8 +57,10 @@ def fetch(args: argparse.Namespace) -> int:
 
     result = fetch_mnist(args.root)
     sizes = {split: len(load_mnist(split, args.root)[0]) for split in ("train", "test")}
-    print(f"MNIST from {result.source}: {sizes['train']} train + {sizes['test']} test digits, "
-          f"verified, cached in {result.folder}")
+    print(
+        f"MNIST from {result.source}: {sizes['train']} train + {sizes['test']} test digits, "
+        f"verified, cached in {result.folder}"
+    )
     return 0
 
 
@@ -70,8 +75,10 @@ def show(args: argparse.Namespace) -> int:
     cfg = RunConfig.from_yaml(args.params)
     dataset = open_dataset(cfg, args.split)
     if not 0 <= args.index < len(dataset):
-        raise ConfigError(f"{args.params}: --index {args.index} is out of range; the {args.split} split of "
-                          f"{cfg.dataset} has {len(dataset)} samples")
+        raise ConfigError(
+            f"{args.params}: --index {args.index} is out of range; the {args.split} split of "
+            f"{cfg.dataset} has {len(dataset)} samples"
+        )
     from ipslib.data.display import show_canvas
 
     fig = show_canvas(dataset, args.index, max_side=args.max_side)

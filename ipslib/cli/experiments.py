@@ -1,4 +1,5 @@
 """``ipslib runs`` (the manifest), ``ipslib run`` (train + execute notebooks) and ``ipslib book``."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,7 @@ from ipslib.study.experiments import PROFILES
 
 
 def _profile(parser: argparse.ArgumentParser, default: str = "cpu") -> None:
-    parser.add_argument("--profile", choices=PROFILES, default=default,
-                        help=f"experiment profile (default {default})")
+    parser.add_argument("--profile", choices=PROFILES, default=default, help=f"experiment profile (default {default})")
 
 
 def _runs(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ in the checkpoint) without ever holding the image whole (see :mod:`ipslib.engine
   patches and their scores, time and peak memory; for ``--mnist-index`` also the true labels;
 * ``attention.png``: the kept patches coloured by selection score over a max-pooled thumbnail.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,26 +18,45 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("predict", help="classify one (huge) image and draw its attention map",
-                                   description="Classify one (possibly huge) image with a trained model, "
-                                               "streaming its patches, and draw where the model looked.")
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify one (huge) image and draw its attention map",
+        description="Classify one (possibly huge) image with a trained model, "
+        "streaming its patches, and draw where the model looked.",
+    )
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="run directory or checkpoint.pt")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--image", type=Path, metavar="PATH", help=".npy, .tif/.tiff (streamed) or .png/.jpg")
     what.add_argument("--mnist-index", type=int, metavar="I", help="canvas I of the model's megapixel-MNIST data")
-    parser.add_argument("--canvas", type=int, metavar="SIZE", help="with --mnist-index: canvas side (default: "
-                        "the model's)")
-    parser.add_argument("--n-noise", type=int, metavar="K", help="with --mnist-index: noise placements (default: the model's count)")
-    parser.add_argument("--digit-source", choices=["mnist", "sample"], help="with --mnist-index: digits from "
-                        "full MNIST or the sample shipped with ipslib (default: the model's)")
+    parser.add_argument(
+        "--canvas", type=int, metavar="SIZE", help="with --mnist-index: canvas side (default: the model's)"
+    )
+    parser.add_argument(
+        "--n-noise", type=int, metavar="K", help="with --mnist-index: noise placements (default: the model's count)"
+    )
+    parser.add_argument(
+        "--digit-source",
+        choices=["mnist", "sample"],
+        help="with --mnist-index: digits from full MNIST or the sample shipped with ipslib (default: the model's)",
+    )
     parser.add_argument("--split", choices=["train", "test"], default="test")
-    parser.add_argument("--min-foreground", type=float, default=0.0, metavar="F",
-                        help="patches with at most this fraction of non-blank pixels share one embedding "
-                             "(0: exactly blank patches only; selection unchanged)")
+    parser.add_argument(
+        "--min-foreground",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="patches with at most this fraction of non-blank pixels share one embedding "
+        "(0: exactly blank patches only; selection unchanged)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed of the selection")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="output folder (default: outputs/predictions/<image name>)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output folder (default: outputs/predictions/<image name>)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -62,29 +82,59 @@ def run(args: argparse.Namespace) -> int:
         source, layout = image_source(cfg, args.image), None
         name, described = args.image.stem, {"image": str(args.image)}
     else:
-        source, layout = mnist_source(cfg, args.mnist_index, canvas=args.canvas, split=args.split,
-                                      n_noise=args.n_noise, digit_source=args.digit_source)
+        source, layout = mnist_source(
+            cfg,
+            args.mnist_index,
+            canvas=args.canvas,
+            split=args.split,
+            n_noise=args.n_noise,
+            digit_source=args.digit_source,
+        )
         name = f"mnist_{args.split}{args.mnist_index}_{source.height}"
-        described = {"mnist": {"split": args.split, "index": args.mnist_index, "canvas_size": source.height,
-                               "n_noise": int(len(layout.noise_patterns))}}
+        described = {
+            "mnist": {
+                "split": args.split,
+                "index": args.mnist_index,
+                "canvas_size": source.height,
+                "n_noise": int(len(layout.noise_patterns)),
+            }
+        }
     net, cfg = load_model(args.checkpoint)
     result = predict(net, cfg, source, min_foreground=args.min_foreground, seed=args.seed)
     out = args.out or Path("outputs") / "predictions" / name
-    report = {"checkpoint": str(args.checkpoint), **described, "image_size": [source.height, source.width],
-              "patch_size": source.patch_size, "stride": source.stride, "n_patches": source.n_patches,
-              "memory_size": cfg.ips.memory_size, "iter_size": cfg.ips.iter_size, "tasks": result.tasks,
-              "kept_patches": {"indices": result.indices.tolist(), "scores": result.scores.tolist()},
-              "background_encodings_skipped": result.skipped, "min_foreground": args.min_foreground,
-              "seconds": result.seconds, "peak_rss_mb": _peak_rss_mb()}
+    report = {
+        "checkpoint": str(args.checkpoint),
+        **described,
+        "image_size": [source.height, source.width],
+        "patch_size": source.patch_size,
+        "stride": source.stride,
+        "n_patches": source.n_patches,
+        "memory_size": cfg.ips.memory_size,
+        "iter_size": cfg.ips.iter_size,
+        "tasks": result.tasks,
+        "kept_patches": {"indices": result.indices.tolist(), "scores": result.scores.tolist()},
+        "background_encodings_skipped": result.skipped,
+        "min_foreground": args.min_foreground,
+        "seconds": result.seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
     if layout is not None:
         report["true_labels"] = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in layout.labels.items()}
     atomic_write_json(out / "prediction.json", report)
     truth = f"  true: {report['true_labels']}" if layout is not None else ""
     title = f"{name}: " + ", ".join(f"{t}={v.get('class', v.get('present'))}" for t, v in result.tasks.items())
-    fig = draw_attention_map(source.thumbnail(0), result, image_shape=(source.height, source.width),
-                             patch_size=source.patch_size, stride=source.stride, title=title)
+    fig = draw_attention_map(
+        source.thumbnail(0),
+        result,
+        image_shape=(source.height, source.width),
+        patch_size=source.patch_size,
+        stride=source.stride,
+        title=title,
+    )
     fig.savefig(out / "attention.png", dpi=110)
     print(f"{name}: {title.split(': ', 1)[1]}{truth}")
-    print(f"{source.n_patches} patches ({result.skipped} background encodings skipped) in {result.seconds:.1f} s, "
-          f"peak RSS {report['peak_rss_mb']:.0f} MB; wrote {out / 'prediction.json'} and {out / 'attention.png'}")
+    print(
+        f"{source.n_patches} patches ({result.skipped} background encodings skipped) in {result.seconds:.1f} s, "
+        f"peak RSS {report['peak_rss_mb']:.0f} MB; wrote {out / 'prediction.json'} and {out / 'attention.png'}"
+    )
     return 0

@@ -4,6 +4,7 @@ The run directory receives ``config.yaml``, ``history.csv``, ``metrics.json`` an
 (see :mod:`ipslib.engine.records`). Rerunning the same command resumes an interrupted run and skips a
 finished one; a directory made with another configuration is refused.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,17 +17,28 @@ from ipslib.config import ConfigError, RunConfig, load_yaml_mapping, yaml_number
 
 __all__ = ["register", "parse_sets", "load_config", "run"]
 
+
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("train", help="train one configuration into a run directory",
-                                   description="Train one configuration into a run directory (resumable).")
+    parser = subparsers.add_parser(
+        "train",
+        help="train one configuration into a run directory",
+        description="Train one configuration into a run directory (resumable).",
+    )
     parser.add_argument("params", type=Path, help="params YAML: a mapping of flat config keys")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (VALUE is parsed as YAML); repeatable")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (VALUE is parsed as YAML); repeatable",
+    )
     parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run directory")
     parser.add_argument("--force", action="store_true", help="discard a previous run in RUN_DIR and retrain")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
-    parser.add_argument("--stop-after-epoch", type=int, default=None, metavar="N",
-                        help="stop after epoch N (the run stays resumable)")
+    parser.add_argument(
+        "--stop-after-epoch", type=int, default=None, metavar="N", help="stop after epoch N (the run stays resumable)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -59,8 +71,14 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.params, args.sets)
     say = (lambda message: None) if args.quiet else print
-    metrics = engine.train(cfg, args.out, progress=False if args.quiet else None, force=args.force,
-                           log=say, stop_after_epoch=args.stop_after_epoch)
+    metrics = engine.train(
+        cfg,
+        args.out,
+        progress=False if args.quiet else None,
+        force=args.force,
+        log=say,
+        stop_after_epoch=args.stop_after_epoch,
+    )
     if not args.quiet and metrics.get("last"):
         test = metrics["last"]["test"]
         accs = ", ".join(f"{task} {v['accuracy']:.3f}" for task, v in test.items() if v["accuracy"] is not None)

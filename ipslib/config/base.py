@@ -1,13 +1,15 @@
 """Building blocks of the configuration: the error type, range checks, type-checked construction from a
 mapping, and YAML reading that names the file in every error."""
+
 from __future__ import annotations
 
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["ConfigError", "TaskSpec", "build", "to_dict", "load_yaml_mapping", "yaml_number", "check_keys"]
 
@@ -40,7 +42,6 @@ class TaskSpec:
     kind: str
 
 
-
 def _type_ok(value: Any, annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -62,8 +63,9 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 def _coerce(value: Any, annotation: Any) -> Any:
     if isinstance(value, list):
         return tuple(value)
-    floaty = annotation is float or (typing.get_origin(annotation) in (typing.Union, types.UnionType)
-                                     and float in typing.get_args(annotation))
+    floaty = annotation is float or (
+        typing.get_origin(annotation) in (typing.Union, types.UnionType) and float in typing.get_args(annotation)
+    )
     if floaty and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
@@ -94,15 +96,15 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
-
 def check_keys(raw: Any, valid: typing.Collection[str], where: str) -> dict[str, Any]:
     """``raw`` as a mapping whose keys are all in ``valid``; otherwise a ConfigError naming ``where``."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping with keys {', '.join(sorted(valid))}")
     unknown = set(raw) - set(valid)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                          f"valid keys: {', '.join(sorted(valid))}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid keys: {', '.join(sorted(valid))}"
+        )
     return dict(raw)
 
 

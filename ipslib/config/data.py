@@ -1,12 +1,19 @@
 """Dataset configurations: megapixel MNIST, the Swedish traffic signs and the synthetic traffic stand-in."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ipslib.config.base import ConfigError, TaskSpec, _at_least, _choice, _within
 
-__all__ = ["MNIST_TASKS", "TRAFFIC_TASKS", "MegapixelMNISTConfig", "TrafficSignsConfig", "SyntheticTrafficConfig",
-           "DATASETS"]
+__all__ = [
+    "MNIST_TASKS",
+    "TRAFFIC_TASKS",
+    "MegapixelMNISTConfig",
+    "TrafficSignsConfig",
+    "SyntheticTrafficConfig",
+    "DATASETS",
+]
 
 
 MNIST_TASKS = {
@@ -48,7 +55,8 @@ class MegapixelMNISTConfig:
         if self.canvas_size < 5 * self.digit_size:
             raise ConfigError(
                 f"canvas_size={self.canvas_size} is too small for five non-overlapping digits of "
-                f"digit_size={self.digit_size}; it must be >= 5 * digit_size = {5 * self.digit_size}")
+                f"digit_size={self.digit_size}; it must be >= 5 * digit_size = {5 * self.digit_size}"
+            )
         if self.noise_size is not None:
             _within("noise_size", self.noise_size, 1, self.canvas_size)
         if isinstance(self.n_noise, str):
@@ -62,8 +70,10 @@ class MegapixelMNISTConfig:
             raise ConfigError(f"noise_thickness={self.noise_thickness!r} is out of range; it must be > 0")
         _choice("thickness_mode", self.thickness_mode, ["integer", "antialiased"])
         if self.thickness_mode == "integer" and int(self.noise_thickness) < 1:
-            raise ConfigError(f"noise_thickness={self.noise_thickness!r} draws nothing with thickness_mode="
-                              "'integer' (int(t) pixels); it must be >= 1, or use thickness_mode='antialiased'")
+            raise ConfigError(
+                f"noise_thickness={self.noise_thickness!r} draws nothing with thickness_mode="
+                "'integer' (int(t) pixels); it must be >= 1, or use thickness_mode='antialiased'"
+            )
         _at_least("n_train", self.n_train, 0)
         _at_least("n_test", self.n_test, 0)
         _at_least("data_seed", self.data_seed, 0)  # numpy SeedSequence entropy must be non-negative
@@ -82,7 +92,7 @@ class MegapixelMNISTConfig:
     @property
     def o2i(self) -> float:
         """Object-to-image ratio as a fraction: digit area / canvas area."""
-        return self.digit_size ** 2 / self.canvas_size ** 2
+        return self.digit_size**2 / self.canvas_size**2
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -159,8 +169,9 @@ class SyntheticTrafficConfig:
         _at_least("n_train", self.n_train, 0)
         _at_least("n_test", self.n_test, 0)
         if len(self.class_probs) != 4 or min(self.class_probs) < 0 or abs(sum(self.class_probs) - 1) > 1e-6:
-            raise ConfigError(f"class_probs={self.class_probs!r} must be 4 non-negative shares summing to 1 "
-                              "(no-sign, 50, 70, 80)")
+            raise ConfigError(
+                f"class_probs={self.class_probs!r} must be 4 non-negative shares summing to 1 (no-sign, 50, 70, 80)"
+            )
         _at_least("sign_min_size", self.sign_min_size, 8)
         if not self.sign_min_size <= self.sign_max_size <= min(self.image_height, self.image_width):
             raise ConfigError(f"sign_max_size={self.sign_max_size} must be in [sign_min_size, image side]")
@@ -177,7 +188,7 @@ class SyntheticTrafficConfig:
     def o2i_range(self) -> tuple[float, float]:
         """Smallest and largest sign box area (diameter squared) over the image area, as fractions."""
         area = self.image_height * self.image_width
-        return self.sign_min_size ** 2 / area, self.sign_max_size ** 2 / area
+        return self.sign_min_size**2 / area, self.sign_max_size**2 / area
 
     @property
     def tasks(self) -> dict[str, TaskSpec]:

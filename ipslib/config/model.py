@@ -1,4 +1,5 @@
 """Model and training configurations: IPS selection, patch encoder, aggregator, regularisers, STKIM, training."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,24 +1,29 @@
 """The run configuration: one dataset section and the model/training sections, in one flat key space."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ipslib.config.base import ConfigError, TaskSpec, _choice, build, load_yaml_mapping, to_dict
 from ipslib.config.data import DATASETS, MegapixelMNISTConfig
-from ipslib.config.model import (AggregatorConfig, EncoderConfig, IPSConfig, RegulariserConfig, STKIMConfig,
-                                 TrainConfig)
+from ipslib.config.model import AggregatorConfig, EncoderConfig, IPSConfig, RegulariserConfig, STKIMConfig, TrainConfig
 
 __all__ = ["SECTIONS", "RunConfig"]
 
 
 SECTIONS = {
-    "ips": IPSConfig, "encoder": EncoderConfig, "aggregator": AggregatorConfig,
-    "regulariser": RegulariserConfig, "stkim": STKIMConfig, "train": TrainConfig,
+    "ips": IPSConfig,
+    "encoder": EncoderConfig,
+    "aggregator": AggregatorConfig,
+    "regulariser": RegulariserConfig,
+    "stkim": STKIMConfig,
+    "train": TrainConfig,
 }
 
 
@@ -76,8 +81,9 @@ class RunConfig:
 
     # flat form
     @classmethod
-    def from_flat(cls, params: Mapping[str, Any] | None = None, /, *, where: str = "config",
-                  **kwargs: Any) -> "RunConfig":
+    def from_flat(
+        cls, params: Mapping[str, Any] | None = None, /, *, where: str = "config", **kwargs: Any
+    ) -> RunConfig:
         """Build from one flat mapping of field names; ``dataset`` picks the data section."""
         params = {**(params or {}), **kwargs}
         dataset = params.pop("dataset", "megapixel_mnist")
@@ -88,8 +94,10 @@ class RunConfig:
             owners.update({f.name: section for f in fields(section_cls)})
         unknown = sorted(set(params) - set(owners))
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} for dataset={dataset!r}; "
-                              f"valid keys: dataset, {', '.join(sorted(owners))}")
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)} for dataset={dataset!r}; "
+                f"valid keys: dataset, {', '.join(sorted(owners))}"
+            )
         grouped: dict[str, dict[str, Any]] = {name: {} for name in ["data", *SECTIONS]}
         for key, value in params.items():
             grouped[owners[key]][key] = value
@@ -107,7 +115,7 @@ class RunConfig:
             flat.update(to_dict(getattr(self, name)))
         return flat
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         """A copy with some flat keys changed (validated like :meth:`from_flat`)."""
         return RunConfig.from_flat({**self.to_flat(), **changes})
 
@@ -117,5 +125,5 @@ class RunConfig:
         return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> "RunConfig":
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> RunConfig:
         return cls.from_flat({**load_yaml_mapping(path), **overrides}, where=str(path))

@@ -4,6 +4,7 @@ Every dataset offers a torch view whose items are ``(image, targets)``: a float 
 mapping each task name to its target (a long scalar for softmax tasks, a float 0/1 vector for multi-label
 tasks). :func:`build_dataset` returns that view for a :class:`~ipslib.config.RunConfig`.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,7 +30,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ipslib.data' has no attribute {name!r}")
 
 
-def build_dataset(cfg: "RunConfig", split: str) -> "Dataset":
+def build_dataset(cfg: RunConfig, split: str) -> Dataset:
     """The torch view of the run's dataset for ``split`` ("train" or "test")."""
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r} is not valid; choose 'train' or 'test'")

@@ -7,6 +7,7 @@ five with equal probability. "Chance" is the accuracy of the best constant predi
 The dissertation (§9.2) derives 30 % for Max from three *distinct* digits (C(10, 3)); the rule above gives
 0.1 + 0.9·(1 − (1 − q)²) for predicting 9, q ≈ 1/9 (spec §6, P19).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -65,4 +66,3 @@ def simulated_chance_levels(dataset, n: int, predictions: dict) -> pd.Series:
             else:
                 hits[task] += int(value == guess)
     return pd.Series({task: 100 * h / n for task, h in hits.items()}, name="simulated (%)")
-

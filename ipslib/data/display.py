@@ -3,10 +3,12 @@
 Large images are shrunk by an integer factor with max-pooling, so one-pixel strokes stay visible. Figures
 are built with :class:`matplotlib.figure.Figure` directly, so no pyplot state is created or leaked.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -33,7 +35,7 @@ def _format_value(value: Any) -> str:
     array = np.asarray(value)
     if array.ndim == 0:
         return str(array.item())
-    if array.ndim == 1 and np.isin(array, (0, 1)).all():    # a 0/1 presence vector: list what is present
+    if array.ndim == 1 and np.isin(array, (0, 1)).all():  # a 0/1 presence vector: list what is present
         return "{" + ",".join(map(str, np.flatnonzero(array))) + "}"
     return str(array.tolist())
 
@@ -43,8 +45,15 @@ def format_labels(labels: Mapping[str, Any]) -> str:
     return "  ".join(f"{name}={_format_value(value)}" for name, value in labels.items())
 
 
-def draw_sample(image: np.ndarray, boxes: np.ndarray, labels: Mapping[str, Any], *, title: str | None = None,
-                max_side: int = 1000, box_labels: Sequence[Any] | None = None) -> Figure:
+def draw_sample(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    labels: Mapping[str, Any],
+    *,
+    title: str | None = None,
+    max_side: int = 1000,
+    box_labels: Sequence[Any] | None = None,
+) -> Figure:
     """Draw an image with its boxes and labels.
 
     Args:

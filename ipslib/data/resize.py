@@ -5,6 +5,7 @@ area-weighted mean of the input pixels under it. Integer up-scaling is pixel rep
 down-scaling a plain block mean. The weights are integers (overlaps measured in units of 1/(n·m)), so the
 result is computed exactly in integer arithmetic and rounded half up: the same bytes on every machine.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -49,7 +50,7 @@ def area_resize(images: np.ndarray, size: int) -> np.ndarray:
     if size % n == 0:
         factor = size // n
         return np.repeat(np.repeat(images, factor, axis=-2), factor, axis=-1)
-    weights = area_weights(n, size)                                   # (m, n)
-    total = weights @ images.astype(np.int64) @ weights.T             # (..., m, m), scaled by n²
+    weights = area_weights(n, size)  # (m, n)
+    total = weights @ images.astype(np.int64) @ weights.T  # (..., m, m), scaled by n²
     denominator = n * n
     return ((2 * total + denominator) // (2 * denominator)).astype(np.uint8)

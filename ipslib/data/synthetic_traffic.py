@@ -15,9 +15,11 @@ by an occluder with probability ``occlusion_prob`` and blurred with probability 
 O2I (box area d² over image area): with the defaults (d in [32, 88] px, 1200x1600) 0.053 %-0.40 %
 (``SyntheticTrafficConfig.o2i_range``). Drawing: :mod:`ipslib.data.traffic_scene`.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,13 +91,15 @@ class SyntheticTraffic:
         label = scene.labels["sign"]
         return scene.image, boxes, {"sign": label, "sign_name": CLASS_NAMES[label]}
 
-    def torch(self) -> "SyntheticTrafficTorch":
+    def torch(self) -> SyntheticTrafficTorch:
         return SyntheticTrafficTorch(self)
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"SyntheticTraffic(SYNTHETIC, split={self.split!r}, n={len(self)}, "
-                f"{c.image_height}x{c.image_width}, sign {c.sign_min_size}-{c.sign_max_size} px)")
+        return (
+            f"SyntheticTraffic(SYNTHETIC, split={self.split!r}, n={len(self)}, "
+            f"{c.image_height}x{c.image_width}, sign {c.sign_min_size}-{c.sign_max_size} px)"
+        )
 
 
 class SyntheticTrafficTorch(Dataset):

@@ -17,19 +17,31 @@ checked without the image files. The grammar and the filter follow the dissertat
 Reference: F. Larsson and M. Felsberg, "Using Fourier Descriptors and Spatial Models for Traffic Sign
 Recognition", SCIA 2011.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 __all__ = [
-    "CLASS_NAMES", "SPEED_SIGNS", "VISIBILITY_ORDER", "KNOWN_MD5", "Sign", "Entry", "Item",
-    "parse_annotations", "read_annotations", "label_signs", "filter_entries", "select_subset", "class_counts",
+    "CLASS_NAMES",
+    "SPEED_SIGNS",
+    "VISIBILITY_ORDER",
+    "KNOWN_MD5",
+    "Sign",
+    "Entry",
+    "Item",
+    "parse_annotations",
+    "read_annotations",
+    "label_signs",
+    "filter_entries",
+    "select_subset",
+    "class_counts",
     "file_md5",
 ]
 
@@ -90,8 +102,10 @@ def _parse_sign(text: str, where: str) -> Sign | None:
     if parts[0] == "MISC_SIGNS":
         return None
     if len(parts) != 7:
-        raise ValueError(f"{where}: sign {text.strip()!r} has {len(parts)} fields; expected 7 "
-                         "(VISIBILITY, x_max, y_max, x_min, y_min, TYPE, NAME) or MISC_SIGNS")
+        raise ValueError(
+            f"{where}: sign {text.strip()!r} has {len(parts)} fields; expected 7 "
+            "(VISIBILITY, x_max, y_max, x_min, y_min, TYPE, NAME) or MISC_SIGNS"
+        )
     if parts[0] not in VISIBILITY_ORDER:
         raise ValueError(f"{where}: unknown visibility {parts[0]!r}; expected one of {', '.join(VISIBILITY_ORDER)}")
     x_max, y_max, x_min, y_min = (_number(p, where) for p in parts[1:5])
@@ -129,8 +143,7 @@ def label_signs(signs: Sequence[Sign]) -> tuple[int, Sign | None] | None:
     """Class and deciding sign of one image, or None when the filter drops the image."""
     if not signs:
         return 0, None
-    speed = sorted((s for s in signs if s.name in SPEED_SIGNS),
-                   key=lambda s: (VISIBILITY_ORDER[s.visibility], -s.area))
+    speed = sorted((s for s in signs if s.name in SPEED_SIGNS), key=lambda s: (VISIBILITY_ORDER[s.visibility], -s.area))
     if not speed or speed[0].visibility != "VISIBLE":
         return None
     return SPEED_SIGNS[speed[0].name], speed[0]

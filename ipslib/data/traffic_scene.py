@@ -4,6 +4,7 @@ Everything is drawn with PIL on a 1/8-resolution gradient background enlarged to
 is added to the whole scene (signs included, so a clean sign is no shortcut). Signs and the number plates use
 matplotlib's bundled DejaVu Sans Bold. One 1200x1600 scene takes about 35 ms on one CPU core.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,9 @@ def _background(rng: np.random.Generator, height: int, width: int, horizon: int)
     ground_near = ground_far * rng.uniform(0.6, 0.9)
     t_sky = np.clip(rows / max(cut, 1), 0, 1)
     t_ground = np.clip((rows - cut) / max(small_h - cut, 1), 0, 1)
-    column = np.where(rows < cut, sky_top * (1 - t_sky) + sky_low * t_sky,
-                      ground_far * (1 - t_ground) + ground_near * t_ground)  # (h, 3)
+    column = np.where(
+        rows < cut, sky_top * (1 - t_sky) + sky_low * t_sky, ground_far * (1 - t_ground) + ground_near * t_ground
+    )  # (h, 3)
     coarse = Image.fromarray(rng.normal(0, 1, (height // 48 + 2, width // 48 + 2)).astype(np.float32))  # "F"
     shade = np.asarray(coarse.resize((small_w, small_h), Image.BILINEAR)) * rng.uniform(3, 10)  # (h, w)
     small = np.clip(column[:, None, :] + shade[:, :, None], 0, 255).astype(np.uint8)  # (h, w, 3)
@@ -81,21 +83,24 @@ def _road(draw: ImageDraw.ImageDraw, rng: np.random.Generator, height: int, widt
     half = width * rng.uniform(0.3, 0.6)
     top_half = width * 0.01
     grey = int(rng.integers(70, 130))
-    draw.polygon([(vx - top_half, horizon), (vx + top_half, horizon), (bottom + half, height),
-                  (bottom - half, height)], fill=(grey, grey, grey + int(rng.integers(0, 10))))
+    draw.polygon(
+        [(vx - top_half, horizon), (vx + top_half, horizon), (bottom + half, height), (bottom - half, height)],
+        fill=(grey, grey, grey + int(rng.integers(0, 10))),
+    )
     line = max(2.0, width * 0.008)
     for side in (-1, 1):
         x0, x1 = vx + side * top_half, bottom + side * half * 0.92
-        draw.polygon([(x0, horizon), (x0 + 1, horizon), (x1 + line, height), (x1 - line, height)],
-                     fill=(235, 235, 225))
+        draw.polygon([(x0, horizon), (x0 + 1, horizon), (x1 + line, height), (x1 - line, height)], fill=(235, 235, 225))
     s, yellow = 0.04, rng.random() < 0.3
     while s < 1:
         e = min(1.0, s * 1.35)
         y0, y1 = horizon + (height - horizon) * s, horizon + (height - horizon) * e
         xa, xb = vx + (bottom - vx) * s, vx + (bottom - vx) * e
         wa, wb = line * s, line * e
-        draw.polygon([(xa - wa, y0), (xa + wa, y0), (xb + wb, y1), (xb - wb, y1)],
-                     fill=(230, 200, 40) if yellow else (240, 240, 235))
+        draw.polygon(
+            [(xa - wa, y0), (xa + wa, y0), (xb + wb, y1), (xb - wb, y1)],
+            fill=(230, 200, 40) if yellow else (240, 240, 235),
+        )
         s = e * 1.4
 
 
@@ -128,8 +133,10 @@ def _distractor(draw: ImageDraw.ImageDraw, rng: np.random.Generator, box: list[f
     elif kind == 1:
         draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=red)
         k = d * 0.2
-        draw.polygon([((x0 + x1) / 2, y0 + 1.6 * k), (x1 - k, y1 - 0.6 * k), (x0 + k, y1 - 0.6 * k)],
-                     fill=(240, 230, 120) if rng.random() < 0.5 else (240, 240, 235))
+        draw.polygon(
+            [((x0 + x1) / 2, y0 + 1.6 * k), (x1 - k, y1 - 0.6 * k), (x0 + k, y1 - 0.6 * k)],
+            fill=(240, 230, 120) if rng.random() < 0.5 else (240, 240, 235),
+        )
     elif kind == 2:
         draw.rectangle(box, fill=(20, 70, 160), outline=(240, 240, 240), width=max(1, int(d * 0.05)))
         draw.ellipse([x0 + d * 0.3, y0 + d * 0.3, x1 - d * 0.3, y1 - d * 0.3], fill=(240, 240, 240))
@@ -137,8 +144,9 @@ def _distractor(draw: ImageDraw.ImageDraw, rng: np.random.Generator, box: list[f
         fill = (20, 110, 60) if rng.random() < 0.5 else (20, 70, 160)
         draw.rectangle([x0 - d * 0.3, y0 + d * 0.2, x1 + d * 0.3, y1 - d * 0.2], fill=fill)
         text = f"{'E' if rng.random() < 0.5 else ''}{int(rng.integers(1, 100))}"
-        draw.text(((x0 + x1) / 2, (y0 + y1) / 2), text, font=_font(max(6, int(d * 0.4))), fill=(245, 245, 245),
-                  anchor="mm")
+        draw.text(
+            ((x0 + x1) / 2, (y0 + y1) / 2), text, font=_font(max(6, int(d * 0.4))), fill=(245, 245, 245), anchor="mm"
+        )
     else:
         draw.ellipse(box, fill=_colour(rng, (0, 0, 0), (255, 255, 255)))
 
@@ -152,8 +160,9 @@ def _sign_tile(rng: np.random.Generator, diameter: int, label: int) -> Image.Ima
     ring = size * rng.uniform(0.13, 0.17)
     white = int(rng.integers(225, 256))
     draw.ellipse([ring, ring, size - 1 - ring, size - 1 - ring], fill=(white, white, white - 5, 255))
-    draw.text((size / 2, size / 2), SIGN_NUMBERS[label], font=_font(int(size * 0.38)), fill=(15, 15, 15, 255),
-              anchor="mm")
+    draw.text(
+        (size / 2, size / 2), SIGN_NUMBERS[label], font=_font(int(size * 0.38)), fill=(15, 15, 15, 255), anchor="mm"
+    )
     return tile.resize((diameter, diameter), Image.BOX)
 
 
@@ -161,12 +170,23 @@ def _blur_region(image: Image.Image, box: tuple[int, int, int, int], radius: flo
     """Gaussian-blur a disc around the sign in place (the scene around it blurs with it)."""
     top, left, d, _ = box
     margin = int(np.ceil(2 * radius)) + 1
-    crop = (max(0, left - margin), max(0, top - margin),
-            min(image.width, left + d + margin), min(image.height, top + d + margin))
+    crop = (
+        max(0, left - margin),
+        max(0, top - margin),
+        min(image.width, left + d + margin),
+        min(image.height, top + d + margin),
+    )
     region = image.crop(crop).filter(ImageFilter.GaussianBlur(radius))
     mask = Image.new("L", region.size, 0)
-    ImageDraw.Draw(mask).ellipse([left - crop[0] - margin / 2, top - crop[1] - margin / 2,
-                                  left - crop[0] + d + margin / 2, top - crop[1] + d + margin / 2], fill=255)
+    ImageDraw.Draw(mask).ellipse(
+        [
+            left - crop[0] - margin / 2,
+            top - crop[1] - margin / 2,
+            left - crop[0] + d + margin / 2,
+            top - crop[1] + d + margin / 2,
+        ],
+        fill=255,
+    )
     image.paste(region, crop[:2], mask.filter(ImageFilter.GaussianBlur(margin / 2)))
 
 
@@ -175,10 +195,12 @@ def _occlude(draw: ImageDraw.ImageDraw, rng: np.random.Generator, box: tuple[int
     top, left, d, _ = box
     depth, side = d * rng.uniform(0.2, 0.5), int(rng.integers(4))
     extent = d * rng.uniform(0.3, 1.0)
-    rects = [(left - extent, top - extent, left + depth, top + d + extent),          # from the left
-             (left + d - depth, top - extent, left + d + extent, top + d + extent),  # from the right
-             (left - extent, top - extent, left + d + extent, top + depth),          # from above
-             (left - extent, top + d - depth, left + d + extent, top + d + extent)]  # from below
+    rects = [
+        (left - extent, top - extent, left + depth, top + d + extent),  # from the left
+        (left + d - depth, top - extent, left + d + extent, top + d + extent),  # from the right
+        (left - extent, top - extent, left + d + extent, top + depth),  # from above
+        (left - extent, top + d - depth, left + d + extent, top + d + extent),
+    ]  # from below
     x0, y0, x1, y1 = rects[side]
     if rng.random() < 0.5:
         draw.rectangle([x0, y0, x1, y1], fill=_colour(rng, 40, 110))
@@ -187,14 +209,15 @@ def _occlude(draw: ImageDraw.ImageDraw, rng: np.random.Generator, box: tuple[int
         cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
         r = d * rng.uniform(0.1, 0.25)
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_colour(rng, (20, 60, 15), (70, 130, 60)))
-    draw.rectangle([max(x0, left - 1), max(y0, top - 1), min(x1, left + d), min(y1, top + d)],
-                   fill=_colour(rng, (20, 60, 15), (70, 130, 60)))
+    draw.rectangle(
+        [max(x0, left - 1), max(y0, top - 1), min(x1, left + d), min(y1, top + d)],
+        fill=_colour(rng, (20, 60, 15), (70, 130, 60)),
+    )
 
 
 def _texture(rng: np.random.Generator, image: Image.Image, amplitude: int) -> np.ndarray:
     """Add a fine grain of +-amplitude (a random 128x128 tile, repeated) to the whole scene, signs included."""
-    tile = Image.fromarray(rng.integers(128 - amplitude, 128 + amplitude, (128, 128, 3), endpoint=True,
-                                        dtype=np.uint8))
+    tile = Image.fromarray(rng.integers(128 - amplitude, 128 + amplitude, (128, 128, 3), endpoint=True, dtype=np.uint8))
     grain = Image.new("RGB", image.size)
     for y in range(0, image.height, 128):
         for x in range(0, image.width, 128):
@@ -220,8 +243,10 @@ def render_scene(config: SyntheticTrafficConfig, rng: np.random.Generator, label
         d = int(rng.integers(lo, hi, endpoint=True))
         top, left = int(rng.integers(0, height - d + 1)), int(rng.integers(0, width - d + 1))
         pole = max(2.0, d * 0.08)
-        draw.rectangle([left + d / 2 - pole / 2, top + d / 2, left + d / 2 + pole / 2,
-                        min(height, top + d * rng.uniform(1.5, 4))], fill=_colour(rng, 100, 160))
+        draw.rectangle(
+            [left + d / 2 - pole / 2, top + d / 2, left + d / 2 + pole / 2, min(height, top + d * rng.uniform(1.5, 4))],
+            fill=_colour(rng, 100, 160),
+        )
         tile = _sign_tile(rng, d, label)
         image.paste(tile, (left, top), tile)
         box = (top, left, d, d)

@@ -10,6 +10,7 @@ Annotation grammar, filter and subsets: :mod:`ipslib.data.traffic_annotations` (
 ``config.train_set`` and the test split the other set (the author's seed-parity rule made explicit).
 Classes: 0 no-sign, 1 = 50, 2 = 70, 3 = 80 km/h.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,9 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,11 +31,20 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from ipslib.config import TrafficSignsConfig, build
-from ipslib.data.traffic_annotations import (ANNOTATIONS, CLASS_NAMES, KNOWN_MD5, Entry, Item, class_counts,
-                                             file_md5, filter_entries, read_annotations, select_subset)
+from ipslib.data.traffic_annotations import (
+    ANNOTATIONS,
+    CLASS_NAMES,
+    KNOWN_MD5,
+    Entry,
+    Item,
+    class_counts,
+    file_md5,
+    filter_entries,
+    read_annotations,
+    select_subset,
+)
 
-__all__ = ["TrafficSigns", "fetch_traffic", "default_root", "CLASS_NAMES", "BASE_URL", "IMAGENET_MEAN",
-           "IMAGENET_STD"]
+__all__ = ["TrafficSigns", "fetch_traffic", "default_root", "CLASS_NAMES", "BASE_URL", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 BASE_URL = "https://www.cvl.isy.liu.se/research/trafficSigns/swedishSignsSummer/"
 SETS = ("Set1", "Set2")
@@ -68,15 +79,19 @@ def _load_set(set_dir: Path, set_name: str, *, check_images: bool) -> tuple[list
     entries = read_annotations(path)
     digest = file_md5(path)
     if digest != KNOWN_MD5.get(set_name):
-        warnings.warn(f"{path}: md5 {digest} differs from the published {set_name} annotations "
-                      f"({KNOWN_MD5.get(set_name)}); loading it anyway, but results may not be comparable",
-                      stacklevel=3)
+        warnings.warn(
+            f"{path}: md5 {digest} differs from the published {set_name} annotations "
+            f"({KNOWN_MD5.get(set_name)}); loading it anyway, but results may not be comparable",
+            stacklevel=3,
+        )
     images = _image_index(set_dir)
     if check_images:
         for entry in entries:
             if entry.file not in images:
-                raise FileNotFoundError(f"{set_dir / entry.file}: image not found (referenced by {path} line "
-                                        f"{entry.line}; images may lie in {set_dir} or one folder below it)")
+                raise FileNotFoundError(
+                    f"{set_dir / entry.file}: image not found (referenced by {path} line "
+                    f"{entry.line}; images may lie in {set_dir} or one folder below it)"
+                )
     return entries, images
 
 
@@ -94,8 +109,9 @@ class TrafficSigns(Dataset):
     SYNTHETIC = False
     CLASS_NAMES = CLASS_NAMES
 
-    def __init__(self, config: TrafficSignsConfig | Mapping[str, Any], split: str = "train", *,
-                 check_images: bool = True) -> None:
+    def __init__(
+        self, config: TrafficSignsConfig | Mapping[str, Any], split: str = "train", *, check_images: bool = True
+    ) -> None:
         if not isinstance(config, TrafficSignsConfig):
             config = build(TrafficSignsConfig, dict(config), where="TrafficSigns")
         if split not in ("train", "test"):
@@ -105,8 +121,10 @@ class TrafficSigns(Dataset):
         self.root = _resolve_root(config.root)
         set_dir = self.root / self.set_name
         if not (set_dir / ANNOTATIONS).is_file():
-            raise FileNotFoundError(f"{set_dir / ANNOTATIONS}: annotation file not found; run "
-                                    f"`ipslib data fetch traffic` or see ipslib.data.traffic_signs.fetch_traffic")
+            raise FileNotFoundError(
+                f"{set_dir / ANNOTATIONS}: annotation file not found; run "
+                f"`ipslib data fetch traffic` or see ipslib.data.traffic_signs.fetch_traffic"
+            )
         entries, self._images = _load_set(set_dir, self.set_name, check_images=check_images)
         self._set_dir = set_dir
         items = filter_entries(entries)
@@ -159,25 +177,31 @@ class TrafficSigns(Dataset):
             sy, sx = height / raw.height, width / raw.width
             s = item.sign
             top, left = round(min(s.y_min, s.y_max) * sy), round(min(s.x_min, s.x_max) * sx)
-            boxes = np.array([[top, left, max(1, round(abs(s.y_max - s.y_min) * sy)),
-                               max(1, round(abs(s.x_max - s.x_min) * sx))]], dtype=np.int64)
+            boxes = np.array(
+                [[top, left, max(1, round(abs(s.y_max - s.y_min) * sy)), max(1, round(abs(s.x_max - s.x_min) * sx))]],
+                dtype=np.int64,
+            )
         return image, boxes, {"sign": item.label, "sign_name": CLASS_NAMES[item.label]}
 
     def __repr__(self) -> str:
         counts = "/".join(map(str, self.class_counts()))
-        return (f"TrafficSigns(split={self.split!r}, set={self.set_name}, n={len(self)}, counts={counts}, "
-                f"subset={self.config.subset_fraction} {self.config.subset_mode})")
+        return (
+            f"TrafficSigns(split={self.split!r}, set={self.set_name}, n={len(self)}, counts={counts}, "
+            f"subset={self.config.subset_fraction} {self.config.subset_mode})"
+        )
 
 
 def _build_transform(config: TrafficSignsConfig, *, train: bool) -> v2.Compose:
     """Resize (bilinear); train only: ColorJitter 0.1 and a random shift of up to 100/1600 x 100/1200 of the image
     (±100 px at 1200x1600); then float and ImageNet normalisation (spec §9)."""
-    steps: list[Any] = [v2.ToImage(),
-                        v2.Resize((config.image_height, config.image_width),
-                                  interpolation=v2.InterpolationMode.BILINEAR, antialias=True)]
+    steps: list[Any] = [
+        v2.ToImage(),
+        v2.Resize(
+            (config.image_height, config.image_width), interpolation=v2.InterpolationMode.BILINEAR, antialias=True
+        ),
+    ]
     if train:
-        steps += [v2.ColorJitter(0.1, 0.1, 0.1, 0.1),
-                  v2.RandomAffine(degrees=0, translate=(100 / 1600, 100 / 1200))]
+        steps += [v2.ColorJitter(0.1, 0.1, 0.1, 0.1), v2.RandomAffine(degrees=0, translate=(100 / 1600, 100 / 1200))]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     return v2.Compose(steps)
 
@@ -190,10 +214,12 @@ def _download(url: str, dest: Path) -> None:
 
 
 def _manual_help(root: Path) -> str:
-    return (f"To install by hand, download from {BASE_URL} the files Set1/annotations.txt, Set1/Set1Part0.zip, "
-            f"Set2/annotations.txt and Set2/Set2Part0.zip, then place each set's annotations.txt in "
-            f"{root}/SetN/ and unzip SetNPart0.zip into {root}/SetN/ (the images may sit directly there or in "
-            f"one subfolder); `ipslib data fetch traffic` then only verifies the folder.")
+    return (
+        f"To install by hand, download from {BASE_URL} the files Set1/annotations.txt, Set1/Set1Part0.zip, "
+        f"Set2/annotations.txt and Set2/Set2Part0.zip, then place each set's annotations.txt in "
+        f"{root}/SetN/ and unzip SetNPart0.zip into {root}/SetN/ (the images may sit directly there or in "
+        f"one subfolder); `ipslib data fetch traffic` then only verifies the folder."
+    )
 
 
 def _extract(archive: Path, dest_parent: Path, name: str) -> Path:
@@ -218,16 +244,20 @@ def _install_set(root: Path, set_name: str) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=f".{set_name}-download-", dir=root))
     try:
         annotations, archive = scratch / ANNOTATIONS, scratch / f"{set_name}Part0.zip"
-        for url, dest in ((f"{BASE_URL}{set_name}/{ANNOTATIONS}", annotations),
-                          (f"{BASE_URL}{set_name}/{archive.name}", archive)):
+        for url, dest in (
+            (f"{BASE_URL}{set_name}/{ANNOTATIONS}", annotations),
+            (f"{BASE_URL}{set_name}/{archive.name}", archive),
+        ):
             try:
                 _download(url, dest)
             except (urllib.error.URLError, OSError) as err:
                 raise ConnectionError(f"could not download {url} ({err}). {_manual_help(root)}") from err
         digest = file_md5(annotations)
         if digest != KNOWN_MD5[set_name]:
-            raise ValueError(f"{BASE_URL}{set_name}/{ANNOTATIONS}: md5 {digest}, expected {KNOWN_MD5[set_name]}; "
-                             f"the published file changed. {_manual_help(root)}")
+            raise ValueError(
+                f"{BASE_URL}{set_name}/{ANNOTATIONS}: md5 {digest}, expected {KNOWN_MD5[set_name]}; "
+                f"the published file changed. {_manual_help(root)}"
+            )
         images = _extract(archive, scratch, f"{set_name}Part0")
         set_dir.mkdir(exist_ok=True)
         target = set_dir / f"{set_name}Part0"

@@ -4,6 +4,7 @@ Layer 5: builds on the model, streaming and data layers. :func:`train` (``ipslib
 trains one configuration into a run directory (:mod:`ipslib.engine.records`); :mod:`ipslib.engine.predict`
 classifies one image with a trained run. Importing this package does not import torch.
 """
+
 from __future__ import annotations
 
 from typing import Any

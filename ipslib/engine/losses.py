@@ -21,6 +21,7 @@ Diversity targets (``RegulariserConfig.diversity_target``):
 
 With one head there are no pairs and L_d = 0.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,15 @@ from torch import Tensor
 from ipslib.config import ConfigError, RegulariserConfig, TaskSpec
 from ipslib.model.transformer import AggregatorOutput
 
-__all__ = ["task_loss", "task_losses", "diversity_loss", "semantic_loss", "compute_losses",
-           "DIVERSITY_TARGETS", "TASK_KINDS"]
+__all__ = [
+    "task_loss",
+    "task_losses",
+    "diversity_loss",
+    "semantic_loss",
+    "compute_losses",
+    "DIVERSITY_TARGETS",
+    "TASK_KINDS",
+]
 
 DIVERSITY_TARGETS = ("head_outputs", "head_attention", "branch_attention")
 TASK_KINDS = ("multiclass", "multilabel")
@@ -54,8 +62,7 @@ def task_loss(logits: Tensor, target: Tensor, spec: TaskSpec) -> Tensor:
     raise ConfigError(f"kind={spec.kind!r} is not valid; choose one of {', '.join(map(repr, TASK_KINDS))}")
 
 
-def task_losses(logits: dict[str, Tensor], targets: dict[str, Tensor],
-                tasks: dict[str, TaskSpec]) -> dict[str, Tensor]:
+def task_losses(logits: dict[str, Tensor], targets: dict[str, Tensor], tasks: dict[str, TaskSpec]) -> dict[str, Tensor]:
     """Task name -> scalar loss, for every task in ``tasks``."""
     missing = sorted(set(tasks) - set(targets))
     if missing:
@@ -89,12 +96,12 @@ def diversity_loss(output: AggregatorOutput, *, target: str) -> Tensor:
         return _mean_pairwise_cosine(output.attention.flatten(2)).mean()  # (B, H, T·M) -> scalar
     if target == "branch_attention":
         return _mean_pairwise_cosine(output.attention.transpose(1, 2)).mean()  # (B, T, H, M) -> scalar
-    raise ConfigError(f"diversity_target={target!r} is not valid; choose one of "
-                      f"{', '.join(map(repr, DIVERSITY_TARGETS))}")
+    raise ConfigError(
+        f"diversity_target={target!r} is not valid; choose one of {', '.join(map(repr, DIVERSITY_TARGETS))}"
+    )
 
 
-def semantic_loss(branch_logits: dict[str, Tensor], targets: dict[str, Tensor],
-                  tasks: dict[str, TaskSpec]) -> Tensor:
+def semantic_loss(branch_logits: dict[str, Tensor], targets: dict[str, Tensor], tasks: dict[str, TaskSpec]) -> Tensor:
     """L_p = mean over heads of the mean task loss of each head's branch (spec §4.3).
 
     Args:
@@ -112,8 +119,9 @@ def semantic_loss(branch_logits: dict[str, Tensor], targets: dict[str, Tensor],
     return torch.stack(losses).mean()
 
 
-def compute_losses(output: AggregatorOutput, targets: dict[str, Tensor], *, tasks: dict[str, TaskSpec],
-                   regulariser: RegulariserConfig) -> dict[str, Tensor]:
+def compute_losses(
+    output: AggregatorOutput, targets: dict[str, Tensor], *, tasks: dict[str, TaskSpec], regulariser: RegulariserConfig
+) -> dict[str, Tensor]:
     """All losses of one batch.
 
     Args:
@@ -134,8 +142,10 @@ def compute_losses(output: AggregatorOutput, targets: dict[str, Tensor], *, task
         total = total + regulariser.diversity_weight * result["diversity"]
     if regulariser.semantic_weight > 0:
         if output.branch_logits is None:
-            raise ValueError("semantic_weight > 0 needs branch_logits: build the model with the same "
-                             "RegulariserConfig (it adds the semantic branches)")
+            raise ValueError(
+                "semantic_weight > 0 needs branch_logits: build the model with the same "
+                "RegulariserConfig (it adds the semantic branches)"
+            )
         result["semantic"] = semantic_loss(output.branch_logits, targets, tasks)
         total = total + regulariser.semantic_weight * result["semantic"]
     result["loss"] = total

@@ -4,10 +4,11 @@ A multi-label prediction counts as correct only when all of its outputs, thresho
 (probability 0.5), equal the 0/1 label. :class:`EpochMeter` accumulates sums over the batches of an
 epoch so the epoch values are means over samples, whatever the batch sizes.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Mapping
+from collections.abc import Mapping
 
 from torch import Tensor
 
@@ -52,8 +53,7 @@ class EpochMeter:
         self.sums: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)
 
-    def update(self, losses: Mapping[str, Tensor], logits: Mapping[str, Tensor],
-               targets: Mapping[str, Tensor]) -> None:
+    def update(self, losses: Mapping[str, Tensor], logits: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> None:
         n = len(next(iter(targets.values())))
         self.n += n
         for name, value in losses.items():
@@ -79,8 +79,7 @@ class EpochMeter:
 def _loss_key(name: str) -> str | None:
     """Map a key of ``compute_losses`` to a meter key: "task/majority" -> "majority/loss"."""
     if name.startswith("task/"):
-        return f"{name[len('task/'):]}/loss"
+        return f"{name[len('task/') :]}/loss"
     if name == "task":
         return "task_loss"
     return name
-

@@ -9,6 +9,7 @@ model with ``use_pos`` holds an (N, D) positional table, 4·N·D bytes).
 The attention map shows the selection scores of the M kept patches (last selection iteration, spec §1.5)
 at their positions in the original patch grid.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,7 @@ from ipslib.config import ConfigError, MegapixelMNISTConfig, RunConfig
 from ipslib.engine.records import CHECKPOINT_FILE
 from ipslib.streaming.windows import WindowSource, skip_blank_patches
 
-__all__ = ["Prediction", "load_model", "predict", "score_grid", "draw_attention_map", "mnist_source",
-           "image_source"]
+__all__ = ["Prediction", "load_model", "predict", "score_grid", "draw_attention_map", "mnist_source", "image_source"]
 
 
 @dataclass
@@ -70,9 +70,16 @@ def load_model(checkpoint: str | Path):
     except (KeyError, TypeError, RuntimeError, EOFError) as err:
         raise ConfigError(f"CHECKPOINT {path}: not an ipslib checkpoint ({type(err).__name__}: {err})") from None
     encoder = dataclasses.replace(cfg.encoder, weights="none", weights_path="")  # the checkpoint has the weights
-    net = IPSNet(encoder=encoder, aggregator=cfg.aggregator, ips=cfg.ips, regulariser=cfg.regulariser,
-                 stkim=cfg.stkim, tasks=cfg.tasks, in_channels=cfg.in_channels,
-                 n_patches=cfg.n_patches)
+    net = IPSNet(
+        encoder=encoder,
+        aggregator=cfg.aggregator,
+        ips=cfg.ips,
+        regulariser=cfg.regulariser,
+        stkim=cfg.stkim,
+        tasks=cfg.tasks,
+        in_channels=cfg.in_channels,
+        n_patches=cfg.n_patches,
+    )
     net.load_state_dict(state)
     return net.eval(), cfg
 
@@ -90,8 +97,7 @@ def _task_outputs(logits: dict[str, torch.Tensor], cfg: RunConfig) -> dict[str, 
     return out
 
 
-def predict(net, cfg: RunConfig, source: WindowSource, *, min_foreground: float = 0.0,
-            seed: int = 0) -> Prediction:
+def predict(net, cfg: RunConfig, source: WindowSource, *, min_foreground: float = 0.0, seed: int = 0) -> Prediction:
     """Select and aggregate one image (batch of one) in eval mode, background patches skipped.
 
     ``seed`` fixes the shuffle order of selection (and STKIM draws in eval, if the model uses them).
@@ -109,9 +115,14 @@ def predict(net, cfg: RunConfig, source: WindowSource, *, min_foreground: float 
         selection = net.select(source)
         logits = net(selection)
     seconds = time.perf_counter() - start
-    return Prediction(tasks=_task_outputs(logits, cfg), indices=selection.indices[0].cpu().numpy(),
-                      scores=selection.scores[0].float().cpu().numpy(), grid=source.grid, seconds=seconds,
-                      skipped=wrapper.skipped)
+    return Prediction(
+        tasks=_task_outputs(logits, cfg),
+        indices=selection.indices[0].cpu().numpy(),
+        scores=selection.scores[0].float().cpu().numpy(),
+        grid=source.grid,
+        seconds=seconds,
+        skipped=wrapper.skipped,
+    )
 
 
 def score_grid(indices: np.ndarray, scores: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -121,8 +132,15 @@ def score_grid(indices: np.ndarray, scores: np.ndarray, grid: tuple[int, int]) -
     return out.reshape(grid)
 
 
-def draw_attention_map(thumbnail: np.ndarray, prediction: Prediction, *, image_shape: tuple[int, int],
-                       patch_size: int, stride: int, title: str = ""):
+def draw_attention_map(
+    thumbnail: np.ndarray,
+    prediction: Prediction,
+    *,
+    image_shape: tuple[int, int],
+    patch_size: int,
+    stride: int,
+    title: str = "",
+):
     """A Figure: the thumbnail in grey, the kept patches as squares coloured by selection score."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -132,8 +150,14 @@ def draw_attention_map(thumbnail: np.ndarray, prediction: Prediction, *, image_s
     height, width = image_shape
     fig = Figure(figsize=(7.6, 6.4 * height / width + 0.5), layout="constrained")
     ax = fig.add_subplot()
-    ax.imshow(thumbnail, cmap="gray", vmin=0, vmax=max(float(thumbnail.max()), 1e-6),
-              extent=(0, width, height, 0), interpolation="nearest")
+    ax.imshow(
+        thumbnail,
+        cmap="gray",
+        vmin=0,
+        vmax=max(float(thumbnail.max()), 1e-6),
+        extent=(0, width, height, 0),
+        interpolation="nearest",
+    )
     low, high = float(prediction.scores.min()), float(prediction.scores.max())
     if high - low <= 1e-6 * max(abs(high), 1e-12):  # (nearly) equal scores: widen the scale
         low, high = low - 0.05 * abs(low) - 1e-9, high + 0.05 * abs(high) + 1e-9
@@ -141,8 +165,16 @@ def draw_attention_map(thumbnail: np.ndarray, prediction: Prediction, *, image_s
     rows, cols = np.divmod(prediction.indices, prediction.grid[1])
     side = max(patch_size, 0.006 * max(height, width))  # keep squares visible on huge images
     for r, c, s in zip(rows, cols, prediction.scores):
-        ax.add_patch(Rectangle((c * stride, r * stride), side, side, facecolor=cmap.to_rgba(s, alpha=0.35),
-                               edgecolor=cmap.to_rgba(s), linewidth=1.0))
+        ax.add_patch(
+            Rectangle(
+                (c * stride, r * stride),
+                side,
+                side,
+                facecolor=cmap.to_rgba(s, alpha=0.35),
+                edgecolor=cmap.to_rgba(s),
+                linewidth=1.0,
+            )
+        )
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.set_title(title, fontsize=9)
@@ -153,21 +185,33 @@ def draw_attention_map(thumbnail: np.ndarray, prediction: Prediction, *, image_s
     return fig
 
 
-def mnist_source(cfg: RunConfig, index: int, *, canvas: int | None = None, split: str = "test",
-                 n_noise: int | None = None, digit_source: str | None = None):
+def mnist_source(
+    cfg: RunConfig,
+    index: int,
+    *,
+    canvas: int | None = None,
+    split: str = "test",
+    n_noise: int | None = None,
+    digit_source: str | None = None,
+):
     """(source, layout) for canvas ``index`` of the model's megapixel-MNIST data, optionally resized."""
     from ipslib.data.megapixel_mnist import MegapixelMNIST
     from ipslib.data.mnist_patches import MegapixelPatchSource
 
     if cfg.dataset != "megapixel_mnist":
         raise ConfigError(f"--mnist-index needs a megapixel-MNIST model; this one was trained on {cfg.dataset}")
-    changes = {k: v for k, v in (("canvas_size", canvas), ("n_noise", n_noise), ("digit_source", digit_source))
-               if v is not None}
+    changes = {
+        k: v
+        for k, v in (("canvas_size", canvas), ("n_noise", n_noise), ("digit_source", digit_source))
+        if v is not None
+    }
     data: MegapixelMNISTConfig = dataclasses.replace(cfg.data, **changes)
     dataset = MegapixelMNIST(data, split)
     if not 0 <= index < len(dataset):
-        raise ConfigError(f"--mnist-index {index} is out of range: the {split} split of this model's data has "
-                          f"{len(dataset)} canvases (0..{len(dataset) - 1})")
+        raise ConfigError(
+            f"--mnist-index {index} is out of range: the {split} split of this model's data has "
+            f"{len(dataset)} canvases (0..{len(dataset) - 1})"
+        )
     layout = dataset.layout(index)
     return MegapixelPatchSource.from_layouts([layout], cfg.ips.patch_size, cfg.ips.stride), layout
 

@@ -14,6 +14,7 @@ A run directory (``ipslib train ... --out RUN_DIR`` or :func:`ipslib.engine.trai
 Every file is replaced atomically (temporary file in the same directory, then ``os.replace``), so a
 reader never sees a half-written file and an interrupted run leaves the previous epoch's files intact.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,10 +31,27 @@ import yaml
 from ipslib.config import ConfigError, RunConfig, load_yaml_mapping
 
 __all__ = [
-    "CONFIG_FILE", "HISTORY_FILE", "METRICS_FILE", "CHECKPOINT_FILE", "HISTORY_HEAD", "TIMING_FIELDS",
-    "RunRecord", "RunDirConflict", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
-    "write_config", "read_config", "write_history", "read_history", "read_metrics", "load_run",
-    "is_finished", "config_diff", "check_run_dir", "summarise",
+    "CONFIG_FILE",
+    "HISTORY_FILE",
+    "METRICS_FILE",
+    "CHECKPOINT_FILE",
+    "HISTORY_HEAD",
+    "TIMING_FIELDS",
+    "RunRecord",
+    "RunDirConflict",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "write_config",
+    "read_config",
+    "write_history",
+    "read_history",
+    "read_metrics",
+    "load_run",
+    "is_finished",
+    "config_diff",
+    "check_run_dir",
+    "summarise",
 ]
 
 CONFIG_FILE = "config.yaml"
@@ -95,7 +113,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600 files; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -142,8 +160,10 @@ def check_run_dir(run_dir: str | Path, cfg: RunConfig) -> None:
     diff = config_diff(old, cfg)
     if diff:
         changes = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-        raise RunDirConflict(f"{run_dir} holds a run with a different config (differing keys: {changes}); "
-                             "use another --out, or delete the directory to start over")
+        raise RunDirConflict(
+            f"{run_dir} holds a run with a different config (differing keys: {changes}); "
+            "use another --out, or delete the directory to start over"
+        )
 
 
 # ----------------------------------------------------------------------------------- history/metrics
@@ -162,11 +182,11 @@ def summarise(history: list[dict[str, Any]], tasks: list[str], **fields: Any) ->
     """The ``metrics.json`` dict from history rows: ``last`` and ``best`` (highest mean test accuracy,
     earliest on ties) epoch blocks, efficiency over all epochs, then ``fields`` (``finished``,
     ``config_key``, ``epochs``, ``device``, extras)."""
+
     def block(row: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"epoch": int(row["epoch"])}
         for split in ("train", "test"):
-            out[split] = {t: {m: _number(row.get(f"{split}/{t}/{m}")) for m in ("accuracy", "loss")}
-                          for t in tasks}
+            out[split] = {t: {m: _number(row.get(f"{split}/{t}/{m}")) for m in ("accuracy", "loss")} for t in tasks}
         return out
 
     def score(row: dict[str, Any]) -> tuple[float, int]:
@@ -179,9 +199,12 @@ def summarise(history: list[dict[str, Any]], tasks: list[str], **fields: Any) ->
         "peak_memory_mb": max((r["peak_memory_mb"] for r in history), default=None),
         "device": device,
     }
-    return {"last": block(history[-1]) if history else None,
-            "best": block(max(history, key=score)) if history else None,
-            "efficiency": efficiency, **fields}
+    return {
+        "last": block(history[-1]) if history else None,
+        "best": block(max(history, key=score)) if history else None,
+        "efficiency": efficiency,
+        **fields,
+    }
 
 
 def _number(value: Any) -> float | None:

@@ -2,20 +2,30 @@
 
 Nothing here changes a result except the seeds; it is shared by the engine and the benchmarks.
 """
+
 from __future__ import annotations
 
 import contextlib
 import random
 import resource
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 __all__ = [
-    "resolve_device", "device_name", "seed_everything", "epoch_seed", "get_rng_state", "set_rng_state",
-    "synchronize", "reset_peak_memory", "peak_memory_mb", "autocast",
+    "resolve_device",
+    "device_name",
+    "seed_everything",
+    "epoch_seed",
+    "get_rng_state",
+    "set_rng_state",
+    "synchronize",
+    "reset_peak_memory",
+    "peak_memory_mb",
+    "autocast",
 ]
 
 

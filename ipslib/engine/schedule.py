@@ -12,6 +12,7 @@ The rate is set before every optimiser step ``s = 1, 2, ..., S`` (``s`` = global
 is longer than training (a short smoke run with the default 10 warm-up epochs) the rate only rises, as
 in the original code.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,9 +53,13 @@ class WarmupCosine:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 
     @classmethod
-    def from_config(cls, train: TrainConfig, steps_per_epoch: int) -> "WarmupCosine":
-        return cls(lr=train.lr, total_steps=train.epochs * steps_per_epoch,
-                   warmup_steps=round(train.warmup_epochs * steps_per_epoch), min_lr_ratio=train.min_lr_ratio)
+    def from_config(cls, train: TrainConfig, steps_per_epoch: int) -> WarmupCosine:
+        return cls(
+            lr=train.lr,
+            total_steps=train.epochs * steps_per_epoch,
+            warmup_steps=round(train.warmup_epochs * steps_per_epoch),
+            min_lr_ratio=train.min_lr_ratio,
+        )
 
     def __call__(self, step: int) -> float:
         if step < 1:

@@ -9,30 +9,39 @@ so rerunning the same call resumes after the last finished epoch.
 
 Legend: B images per batch, N patches per image, M selected, C channels, p patch side.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ipslib.engine import records
-from ipslib.engine import runtime
 from ipslib.config import RunConfig
+from ipslib.engine import records, runtime
 from ipslib.engine.metrics import EpochMeter
-from ipslib.model.patches import patchify
 from ipslib.engine.schedule import WarmupCosine, steps_per_epoch
+from ipslib.model.patches import patchify
 from ipslib.model.selection import Selection
 
-__all__ = ["train", "train_step", "gradient_step", "evaluate", "select_batch", "Context", "progress_default",
-           "build_optimizer"]
+__all__ = [
+    "train",
+    "train_step",
+    "gradient_step",
+    "evaluate",
+    "select_batch",
+    "Context",
+    "progress_default",
+    "build_optimizer",
+]
 
 REGULARISER_TERMS = ("diversity", "semantic")
 
@@ -69,7 +78,7 @@ def select_batch(net: torch.nn.Module, images: torch.Tensor, ctx: Context) -> Se
     patches = patchify(images, ctx.cfg.ips.patch_size, ctx.cfg.ips.stride)  # (B, N, C, p, p)
     size = ctx.cfg.train.sub_batch_size or len(images)
     with torch.no_grad():  # float32 even under amp: bf16 scores tie and would change the selection
-        parts = [net.select(patches[i:i + size]) for i in range(0, len(images), size)]
+        parts = [net.select(patches[i : i + size]) for i in range(0, len(images), size)]
     return _to_device(_concat(parts), ctx.device)
 
 
@@ -85,8 +94,9 @@ def _to_device(selection: Selection, device: torch.device) -> Selection:
     return dataclasses.replace(selection, **moved)
 
 
-def _forward_losses(net: torch.nn.Module, selection: Selection, targets: dict[str, torch.Tensor],
-                    ctx: Context) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def _forward_losses(
+    net: torch.nn.Module, selection: Selection, targets: dict[str, torch.Tensor], ctx: Context
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     from ipslib.engine.losses import compute_losses
 
     with ctx.autocast():
@@ -95,8 +105,14 @@ def _forward_losses(net: torch.nn.Module, selection: Selection, targets: dict[st
     return losses, output.logits
 
 
-def gradient_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, selection: Selection,
-                  targets: dict[str, torch.Tensor], ctx: Context, lr: float) -> tuple[dict, dict]:
+def gradient_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    selection: Selection,
+    targets: dict[str, torch.Tensor],
+    ctx: Context,
+    lr: float,
+) -> tuple[dict, dict]:
     """The gradient pass over the B·M selected patches and one AdamW step at rate ``lr``.
 
     Returns:
@@ -111,8 +127,14 @@ def gradient_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, select
     return losses, logits
 
 
-def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-               targets: dict[str, torch.Tensor], ctx: Context, lr: float) -> tuple[dict, dict, dict]:
+def train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    ctx: Context,
+    lr: float,
+) -> tuple[dict, dict, dict]:
     """One optimiser step on a batch: IPS selection (:func:`select_batch`), then :func:`gradient_step`.
 
     Returns:
@@ -124,8 +146,15 @@ def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: t
     return losses, logits, targets
 
 
-def train_one_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
-                    schedule: WarmupCosine, state: TrainState, ctx: Context, bar: Any) -> dict[str, float]:
+def train_one_epoch(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    schedule: WarmupCosine,
+    state: TrainState,
+    ctx: Context,
+    bar: Any,
+) -> dict[str, float]:
     """Train over ``loader`` once; returns the epoch's mean metrics, final lr and ms per batch.
 
     The batch time runs from after the batch is fetched to after ``optimizer.step`` (GPU synchronised);
@@ -167,8 +196,14 @@ def build_optimizer(net: torch.nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
 
 def _loader(dataset: Dataset, cfg: RunConfig, *, shuffle: bool, seed: int) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=shuffle, drop_last=False,
-                      num_workers=cfg.train.num_workers, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=cfg.train.batch_size,
+        shuffle=shuffle,
+        drop_last=False,
+        num_workers=cfg.train.num_workers,
+        generator=generator,
+    )
 
 
 def progress_default() -> bool:
@@ -177,10 +212,16 @@ def progress_default() -> bool:
     return bool(sys.stderr.isatty() and not quiet_env)
 
 
-def _row(epoch: int, train_m: dict[str, float], test_m: dict[str, float], seconds: float,
-         peak_mb: float) -> dict[str, Any]:
-    row: dict[str, Any] = {"epoch": epoch, "lr": train_m.pop("lr"), "epoch_seconds": seconds,
-                           "ms_per_batch": train_m.pop("ms_per_batch"), "peak_memory_mb": peak_mb}
+def _row(
+    epoch: int, train_m: dict[str, float], test_m: dict[str, float], seconds: float, peak_mb: float
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "lr": train_m.pop("lr"),
+        "epoch_seconds": seconds,
+        "ms_per_batch": train_m.pop("ms_per_batch"),
+        "peak_memory_mb": peak_mb,
+    }
     for split, values in (("train", train_m), ("test", test_m)):
         tasks = dict.fromkeys(key.split("/")[0] for key in values if "/" in key)
         per_task = [f"{task}/{name}" for task in tasks for name in ("loss", "accuracy")]
@@ -190,8 +231,15 @@ def _row(epoch: int, train_m: dict[str, float], test_m: dict[str, float], second
 
 
 # --------------------------------------------------------------------------------------------- run
-def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool | None = None, force: bool = False,
-          log: Callable[[str], None] | None = None, stop_after_epoch: int | None = None) -> dict[str, Any]:
+def train(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    progress: bool | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+    stop_after_epoch: int | None = None,
+) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (resuming it if it holds a checkpoint of the same config).
 
     Args:
@@ -218,8 +266,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool | None = None, 
         return _run(cfg, run_dir, progress, say, stop_after_epoch)
 
 
-def _run(cfg: RunConfig, run_dir: Path, progress: bool, say: Callable[[str], None],
-         stop: int | None) -> dict[str, Any]:
+def _run(cfg: RunConfig, run_dir: Path, progress: bool, say: Callable[[str], None], stop: int | None) -> dict[str, Any]:
     from ipslib.data import build_dataset
     from ipslib.model.ips import IPSNet
 
@@ -233,8 +280,13 @@ def _run(cfg: RunConfig, run_dir: Path, progress: bool, say: Callable[[str], Non
     loaders = _loader(train_set, cfg, shuffle=True, seed=0), _loader(test_set, cfg, shuffle=False, seed=0)
     runtime.reset_peak_memory(ctx.device)
     last = cfg.train.epochs if stop is None else min(stop, cfg.train.epochs)
-    with tqdm(total=max(last - state.epoch, 0) * len(loaders[0]), disable=not progress, unit="batch",
-              desc=run_dir.name, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=max(last - state.epoch, 0) * len(loaders[0]),
+        disable=not progress,
+        unit="batch",
+        desc=run_dir.name,
+        dynamic_ncols=True,
+    ) as bar:
         for epoch in range(state.epoch + 1, last + 1):
             bar.set_postfix_str(f"epoch {epoch}/{cfg.train.epochs}")
             row = _run_epoch(epoch, net, optimizer, loaders, schedule, state, ctx, bar)
@@ -250,8 +302,7 @@ def _run_epoch(epoch: int, net, optimizer, loaders, schedule, state: TrainState,
         loader.generator.manual_seed(runtime.epoch_seed(ctx.cfg.train.train_seed, 2 * epoch + offset))
     train_metrics = train_one_epoch(net, optimizer, loaders[0], schedule, state, ctx, bar)
     test_metrics = evaluate(net, loaders[1], ctx) if len(loaders[1].dataset) else {}
-    row = _row(epoch, train_metrics, test_metrics, time.perf_counter() - start,
-               runtime.peak_memory_mb(ctx.device))
+    row = _row(epoch, train_metrics, test_metrics, time.perf_counter() - start, runtime.peak_memory_mb(ctx.device))
     state.history.append(row)
     state.epoch = epoch
     return row
@@ -260,10 +311,15 @@ def _run_epoch(epoch: int, net, optimizer, loaders, schedule, state: TrainState,
 def _save(run_dir: Path, net, optimizer, state: TrainState, ctx: Context, loaders) -> dict[str, Any]:
     """Checkpoint, history and metrics after an epoch, each replaced atomically, in that order."""
     payload = {
-        "model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": state.epoch,
-        "global_step": state.step, "history": state.history, "rng": runtime.get_rng_state(),
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": state.epoch,
+        "global_step": state.step,
+        "history": state.history,
+        "rng": runtime.get_rng_state(),
         "loader_generators": [loader.generator.get_state() for loader in loaders],
-        "config": ctx.cfg.to_flat(), "config_key": ctx.cfg.key(),
+        "config": ctx.cfg.to_flat(),
+        "config_key": ctx.cfg.key(),
     }
     records.atomic_write_bytes(run_dir / records.CHECKPOINT_FILE, records.torch_bytes(payload))
     records.write_history(run_dir, state.history)
@@ -273,11 +329,18 @@ def _save(run_dir: Path, net, optimizer, state: TrainState, ctx: Context, loader
 def _write_metrics(run_dir: Path, net, state: TrainState, ctx: Context) -> dict[str, Any]:
     cfg = ctx.cfg
     metrics = records.summarise(
-        state.history, list(cfg.tasks), device=runtime.device_name(ctx.device),
-        finished=state.epoch >= cfg.train.epochs, config_key=cfg.key(), epochs=cfg.train.epochs,
-        epochs_done=state.epoch, global_step=state.step,
+        state.history,
+        list(cfg.tasks),
+        device=runtime.device_name(ctx.device),
+        finished=state.epoch >= cfg.train.epochs,
+        config_key=cfg.key(),
+        epochs=cfg.train.epochs,
+        epochs_done=state.epoch,
+        global_step=state.step,
         wall_seconds=sum(row["epoch_seconds"] for row in state.history),
-        n_parameters=sum(p.numel() for p in net.parameters()), torch_version=torch.__version__)
+        n_parameters=sum(p.numel() for p in net.parameters()),
+        torch_version=torch.__version__,
+    )
     records.atomic_write_json(run_dir / records.METRICS_FILE, metrics)
     return metrics
 
@@ -288,8 +351,9 @@ def _resume(run_dir: Path, cfg: RunConfig, net, optimizer, say: Callable[[str], 
         return TrainState()
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt["config_key"] != cfg.key():
-        raise records.RunDirConflict(f"{path} was written by config {ckpt['config_key']}, not {cfg.key()}; "
-                                     "use another --out or --force")
+        raise records.RunDirConflict(
+            f"{path} was written by config {ckpt['config_key']}, not {cfg.key()}; use another --out or --force"
+        )
     net.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     runtime.set_rng_state(ckpt["rng"])

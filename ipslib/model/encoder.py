@@ -19,10 +19,11 @@ torchvision would download). Choices made here, which differ from the author's c
 
 The convolutions run in channels-last memory format, which made the CPU trunk about 1.5-2x faster here.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 import torchvision
@@ -53,20 +54,24 @@ def _imagenet_state_dict(arch: str, weights: str) -> dict[str, Tensor]:
         raise WeightsUnavailableError(
             f"could not obtain torchvision {enum_name}.{member} ({type(err).__name__}: {err}). Without network "
             f"access, download {weight_enum.url} elsewhere and pass weights='file', "
-            f"weights_path='/path/to/{Path(weight_enum.url).name}'.") from err
+            f"weights_path='/path/to/{Path(weight_enum.url).name}'."
+        ) from err
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     """Read a torch state-dict file (a mapping of parameter names to tensors); fail with a clear message."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights_path={str(path)!r}: no such file (weights='file' needs a torch "
-                                "state-dict file, e.g. torchvision's resnet18-f37072fd.pth)")
+        raise FileNotFoundError(
+            f"weights_path={str(path)!r}: no such file (weights='file' needs a torch "
+            "state-dict file, e.g. torchvision's resnet18-f37072fd.pth)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"weights_path={str(path)!r} is not a readable torch state-dict file "
-                         f"({type(err).__name__}: {err})") from err
+        raise ValueError(
+            f"weights_path={str(path)!r} is not a readable torch state-dict file ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"weights_path={str(path)!r} does not hold a state dict (a mapping of names to tensors)")
     return dict(state)
@@ -82,30 +87,37 @@ def _fit_conv1(value: Tensor, in_channels: int, source: str) -> Tensor:
         return value
     if value.dim() == 4 and value.shape[1] == 3 and in_channels == 1:
         return value.sum(dim=1, keepdim=True)  # (64, 1, 7, 7)
-    raise ValueError(f"{source}: conv1.weight has shape {tuple(value.shape)}, which does not fit "
-                     f"{in_channels}-channel inputs")
+    raise ValueError(
+        f"{source}: conv1.weight has shape {tuple(value.shape)}, which does not fit {in_channels}-channel inputs"
+    )
 
 
-def _load_trunk_weights(net: nn.Module, state: Mapping[str, Tensor], *, kept: tuple[str, ...],
-                        in_channels: int, source: str) -> None:
+def _load_trunk_weights(
+    net: nn.Module, state: Mapping[str, Tensor], *, kept: tuple[str, ...], in_channels: int, source: str
+) -> None:
     """Copy the kept layers of a full (or trimmed) torchvision-ResNet state dict into ``net``."""
     state = {k: v for k, v in state.items() if k.split(".")[0] in kept}
     own = {k: v for k, v in net.state_dict().items() if k.split(".")[0] in kept}
     missing = sorted(set(own) - set(state))
     if missing:
-        raise ValueError(f"{source} is not a state dict of a torchvision {type(net).__name__}-style "
-                         f"network: {len(missing)} keys of the kept layers are missing, e.g. "
-                         f"{', '.join(missing[:3])}")
+        raise ValueError(
+            f"{source} is not a state dict of a torchvision {type(net).__name__}-style "
+            f"network: {len(missing)} keys of the kept layers are missing, e.g. "
+            f"{', '.join(missing[:3])}"
+        )
     unexpected = sorted(set(state) - set(own))
     if unexpected:
-        raise ValueError(f"{source}: unexpected keys for this ResNet, e.g. {', '.join(unexpected[:3])} "
-                         "(wrong architecture?)")
+        raise ValueError(
+            f"{source}: unexpected keys for this ResNet, e.g. {', '.join(unexpected[:3])} (wrong architecture?)"
+        )
     for key, value in state.items():
         if key == "conv1.weight":
             value = _fit_conv1(value, in_channels, source)
         if value.shape != own[key].shape:
-            raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, expected "
-                             f"{tuple(own[key].shape)} (wrong architecture?)")
+            raise ValueError(
+                f"{source}: {key} has shape {tuple(value.shape)}, expected "
+                f"{tuple(own[key].shape)} (wrong architecture?)"
+            )
         with torch.no_grad():
             own[key].copy_(value)
 
@@ -137,8 +149,7 @@ class PatchEncoder(nn.Module):
         if config.weights != "none":
             state, source = _pretrained_state(config)
             _load_trunk_weights(net, state, kept=kept, in_channels=in_channels, source=source)
-        self.trunk = nn.Sequential(*(getattr(net, name) for name in kept),
-                                   nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.trunk = nn.Sequential(*(getattr(net, name) for name in kept), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         if config.frozen:
             self.trunk.requires_grad_(False)
         self.proj = nn.Identity() if config.proj_dim is None else nn.Linear(config.trunk_dim, config.proj_dim)
@@ -146,7 +157,7 @@ class PatchEncoder(nn.Module):
         self.embed_dim = config.embed_dim
         self.to(memory_format=torch.channels_last)
 
-    def train(self, mode: bool = True) -> "PatchEncoder":
+    def train(self, mode: bool = True) -> PatchEncoder:
         """Set train/eval mode; with ``freeze_bn`` the BatchNorm layers stay in eval mode."""
         super().train(mode)
         if self.config.freeze_bn:
@@ -170,6 +181,7 @@ class PatchEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
-        return f"arch={c.arch}, n_res_blocks={c.n_res_blocks}, weights={c.weights}, frozen={c.frozen}, " \
-               f"freeze_bn={c.freeze_bn}, embed_dim={self.embed_dim}"
-
+        return (
+            f"arch={c.arch}, n_res_blocks={c.n_res_blocks}, weights={c.weights}, frozen={c.frozen}, "
+            f"freeze_bn={c.freeze_bn}, embed_dim={self.embed_dim}"
+        )

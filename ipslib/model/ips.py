@@ -13,17 +13,25 @@ Riffi-Aslett, "On the Generalizability of Iterative Patch Selection ...", MSc di
 Legend: B batch, N patches per image, M memory size, I iteration size, D embedding width, T tasks,
 H heads, C, p channels and side of a patch.
 """
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from functools import partial
-from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
-from ipslib.config import (AggregatorConfig, EncoderConfig, IPSConfig, RegulariserConfig, RunConfig,
-                           STKIMConfig, TaskSpec)
+from ipslib.config import (
+    AggregatorConfig,
+    EncoderConfig,
+    IPSConfig,
+    RegulariserConfig,
+    RunConfig,
+    STKIMConfig,
+    TaskSpec,
+)
 from ipslib.model.encoder import PatchEncoder
 from ipslib.model.selection import Selection, encode_unique, iterative_select, patch_order
 from ipslib.model.sources import DensePatches, PatchSource, as_source
@@ -47,9 +55,18 @@ class IPSNet(nn.Module):
         n_patches: N of the patch grid; sizes the positional-encoding table.
     """
 
-    def __init__(self, *, encoder: EncoderConfig, aggregator: AggregatorConfig, ips: IPSConfig,
-                 regulariser: RegulariserConfig, stkim: STKIMConfig, tasks: dict[str, TaskSpec],
-                 in_channels: int, n_patches: int) -> None:
+    def __init__(
+        self,
+        *,
+        encoder: EncoderConfig,
+        aggregator: AggregatorConfig,
+        ips: IPSConfig,
+        regulariser: RegulariserConfig,
+        stkim: STKIMConfig,
+        tasks: dict[str, TaskSpec],
+        in_channels: int,
+        n_patches: int,
+    ) -> None:
         super().__init__()
         if n_patches < 1:
             raise ValueError(f"n_patches={n_patches!r} must be >= 1")
@@ -58,15 +75,24 @@ class IPSNet(nn.Module):
         self.n_patches = n_patches
         self.encoder = PatchEncoder(config=encoder, in_channels=in_channels)
         semantic = regulariser.semantic_heads if regulariser.semantic_weight > 0 else None
-        self.aggregator = Aggregator(embed_dim=encoder.embed_dim, tasks=tasks, config=aggregator,
-                                     semantic_heads=semantic)
+        self.aggregator = Aggregator(
+            embed_dim=encoder.embed_dim, tasks=tasks, config=aggregator, semantic_heads=semantic
+        )
         self.embed_dim = encoder.embed_dim
 
     @classmethod
-    def from_config(cls, cfg: RunConfig) -> "IPSNet":
+    def from_config(cls, cfg: RunConfig) -> IPSNet:
         """Build from a run configuration (its model sections and derived data properties)."""
-        return cls(encoder=cfg.encoder, aggregator=cfg.aggregator, ips=cfg.ips, regulariser=cfg.regulariser,
-                   stkim=cfg.stkim, tasks=cfg.tasks, in_channels=cfg.in_channels, n_patches=cfg.n_patches)
+        return cls(
+            encoder=cfg.encoder,
+            aggregator=cfg.aggregator,
+            ips=cfg.ips,
+            regulariser=cfg.regulariser,
+            stkim=cfg.stkim,
+            tasks=cfg.tasks,
+            in_channels=cfg.in_channels,
+            n_patches=cfg.n_patches,
+        )
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -152,9 +178,15 @@ class IPSNet(nn.Module):
             else:
                 order = patch_order(n, b, shuffle=self.ips_config.shuffle, style=self.ips_config.shuffle_style)
                 score = partial(self._score, stkim_on=self._stkim_on("seed_selection"))
-                indices, scores = iterative_select(source, encode=self._encode_chunk, score=score,
-                                                   memory_size=m, iter_size=self.ips_config.iter_size,
-                                                   order=order, device=self.device)
+                indices, scores = iterative_select(
+                    source,
+                    encode=self._encode_chunk,
+                    score=score,
+                    memory_size=m,
+                    iter_size=self.ips_config.iter_size,
+                    order=order,
+                    device=self.device,
+                )
         return Selection(patches=self._to_model(source.take(indices)), indices=indices, scores=scores)
 
     # ------------------------------------------------------------------ stage 2: aggregation
@@ -185,8 +217,12 @@ class IPSNet(nn.Module):
         out = self.aggregator(emb, logit_mask=mask)
         if self.regulariser.double_forward:
             second = self.aggregator(emb, logit_mask=mask)
-            out = AggregatorOutput(logits=out.logits, attention=second.attention,
-                                   head_outputs=second.head_outputs, branch_logits=second.branch_logits)
+            out = AggregatorOutput(
+                logits=out.logits,
+                attention=second.attention,
+                head_outputs=second.head_outputs,
+                branch_logits=second.branch_logits,
+            )
         return out
 
     def forward(self, selection: Selection) -> dict[str, Tensor]:

@@ -4,6 +4,7 @@ Patches are laid out in row-major grid order (row by row, left to right), as in 
 Remainder pixels at the bottom and right that do not fill a whole patch are dropped, so
 ``unpatchify(patchify(x))`` returns the image cropped to ``covered_shape``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -86,7 +87,8 @@ def unpatchify(patches: Tensor, grid: tuple[int, int], stride: int | None = None
     else:
         cols_view = x.reshape(b, n, c * p * p).transpose(1, 2).to(torch.float64)
         out = torch.nn.functional.fold(cols_view, (height, width), p, stride=stride)
-        count = torch.nn.functional.fold(torch.ones_like(cols_view[:1, :1].expand(1, c * p * p, n)),
-                                         (height, width), p, stride=stride)
+        count = torch.nn.functional.fold(
+            torch.ones_like(cols_view[:1, :1].expand(1, c * p * p, n)), (height, width), p, stride=stride
+        )
         out = (out / count).to(patches.dtype)
     return out if batched else out[0]

@@ -7,10 +7,11 @@ are passed in as functions, so the loop knows nothing about encoders, positional
 Legend: B batch, N patches per image, M memory size, I iteration (chunk) size, D embedding width,
 C, p channels and side of a patch.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -90,7 +91,8 @@ def encode_unique(encoder: nn.Module, x: Tensor) -> Tensor:
     _, inverse = torch.unique(_row_keys(flat), return_inverse=True)  # (n,)
     arange = torch.arange(n, device=x.device)
     first = torch.full((int(inverse.max()) + 1,), n, device=x.device).scatter_reduce(
-        0, inverse, arange, reduce="amin")  # first row of each key
+        0, inverse, arange, reduce="amin"
+    )  # first row of each key
     rep = first[inverse]  # (n,)
     same = (flat == flat[rep]).all(dim=1)
     source = torch.where(same, rep, arange)
@@ -103,8 +105,16 @@ def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
-def iterative_select(source: PatchSource, *, encode: Encode, score: Score, memory_size: int,
-                     iter_size: int, order: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
+def iterative_select(
+    source: PatchSource,
+    *,
+    encode: Encode,
+    score: Score,
+    memory_size: int,
+    iter_size: int,
+    order: Tensor,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
     """Run the IPS loop (spec §1.2 steps 5-6); call under ``torch.no_grad``.
 
     Args:
@@ -126,7 +136,7 @@ def iterative_select(source: PatchSource, *, encode: Encode, score: Score, memor
     mem_idx = first.to(device)
     mem_scores = torch.empty(0)
     for start in range(m, n, iter_size):
-        chunk = order[:, start:start + iter_size]  # (B, I')
+        chunk = order[:, start : start + iter_size]  # (B, I')
         emb = torch.cat([mem_emb, encode(source.take(chunk).to(device))], dim=1)  # (B, M + I', D)
         idx = torch.cat([mem_idx, chunk.to(device)], dim=1)  # (B, M + I')
         mem_scores, top = score(emb, idx).topk(m, dim=1)  # (B, M)

@@ -4,6 +4,7 @@
 for the M patches it keeps, so a source may cut patches lazily from an image that never exists whole as a
 patch tensor (e.g. a sparse megapixel canvas, a tiled TIFF).
 """
+
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable

@@ -8,6 +8,7 @@ run's seed controls them; callers draw nothing when STKIM is off.
 Reference: Zhang et al., "Attention-Challenging Multiple Instance Learning for Whole Slide Image
 Classification" (ACMIL), 2023.
 """
+
 from __future__ import annotations
 
 import torch

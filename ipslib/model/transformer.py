@@ -11,11 +11,12 @@ Vaswani et al. 2017; Zhang et al. 2023 (ACMIL).
 Legend for shape comments: B batch, L candidate patches, T task tokens, H heads, D embedding width,
 D_k = D_v head width.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,16 @@ from torch import Tensor, nn
 
 from ipslib.config import AggregatorConfig, ConfigError, TaskSpec
 
-__all__ = ["AggregatorOutput", "Aggregator", "CrossAttention", "MLPBlock", "sinusoidal_table", "sinusoidal_rows",
-           "SEMANTIC_HIDDEN", "SEMANTIC_HEAD_CHOICES"]
+__all__ = [
+    "AggregatorOutput",
+    "Aggregator",
+    "CrossAttention",
+    "MLPBlock",
+    "sinusoidal_table",
+    "sinusoidal_rows",
+    "SEMANTIC_HIDDEN",
+    "SEMANTIC_HEAD_CHOICES",
+]
 
 SEMANTIC_HIDDEN = 128  # width of the paper's per-head semantic MLPs (DIS Eq. 12: three 128-unit layers)
 SEMANTIC_HEAD_CHOICES = ("shared", "per_head")
@@ -61,8 +70,9 @@ def sinusoidal_rows(positions: Tensor, dim: int) -> Tensor:
     """
     if dim % 2:
         raise ValueError(f"sinusoidal positional encoding needs an even width; got {dim}")
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device)
-                     * (-math.log(10000.0) / dim))  # (D / 2,)
+    freq = torch.exp(
+        torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) * (-math.log(10000.0) / dim)
+    )  # (D / 2,)
     angle = positions.to(torch.float64).unsqueeze(-1) * freq  # (..., D / 2)
     rows = torch.empty(*positions.shape, dim, dtype=torch.float64, device=positions.device)
     rows[..., 0::2] = torch.sin(angle)
@@ -78,8 +88,9 @@ def sinusoidal_table(n_positions: int, dim: int) -> Tensor:
 class CrossAttention(nn.Module):
     """Multi-head cross-attention of T learned query tokens over L patch embeddings (spec §3.2)."""
 
-    def __init__(self, *, embed_dim: int, n_tokens: int, n_heads: int, head_dim: int,
-                 attn_dropout: float, dropout: float) -> None:
+    def __init__(
+        self, *, embed_dim: int, n_tokens: int, n_heads: int, head_dim: int, attn_dropout: float, dropout: float
+    ) -> None:
         super().__init__()
         if min(embed_dim, n_tokens, n_heads, head_dim) < 1:
             raise ValueError("embed_dim, n_tokens, n_heads and head_dim must be >= 1")
@@ -175,19 +186,27 @@ class Aggregator(nn.Module):
             per head output, then the shared MLP and task heads) or ``"per_head"`` (DIS Eq. 12).
     """
 
-    def __init__(self, *, embed_dim: int, tasks: dict[str, TaskSpec], config: AggregatorConfig,
-                 semantic_heads: str | None = None) -> None:
+    def __init__(
+        self, *, embed_dim: int, tasks: dict[str, TaskSpec], config: AggregatorConfig, semantic_heads: str | None = None
+    ) -> None:
         super().__init__()
         if not tasks:
             raise ValueError("tasks must name at least one task")
         if semantic_heads is not None and semantic_heads not in SEMANTIC_HEAD_CHOICES:
-            raise ConfigError(f"semantic_heads={semantic_heads!r} is not valid; choose one of "
-                              f"{', '.join(map(repr, SEMANTIC_HEAD_CHOICES))} or None")
+            raise ConfigError(
+                f"semantic_heads={semantic_heads!r} is not valid; choose one of "
+                f"{', '.join(map(repr, SEMANTIC_HEAD_CHOICES))} or None"
+            )
         self.tasks = dict(tasks)
         self.semantic_heads = semantic_heads
-        self.attention = CrossAttention(embed_dim=embed_dim, n_tokens=len(tasks), n_heads=config.n_heads,
-                                        head_dim=config.head_dim, attn_dropout=config.attn_dropout,
-                                        dropout=config.dropout)
+        self.attention = CrossAttention(
+            embed_dim=embed_dim,
+            n_tokens=len(tasks),
+            n_heads=config.n_heads,
+            head_dim=config.head_dim,
+            attn_dropout=config.attn_dropout,
+            dropout=config.dropout,
+        )
         self.mlp = MLPBlock(embed_dim=embed_dim, mlp_dim=config.mlp_dim, dropout=config.dropout)
         self.heads = _task_heads(embed_dim, tasks)
         if semantic_heads == "shared":
@@ -195,7 +214,8 @@ class Aggregator(nn.Module):
         elif semantic_heads == "per_head":
             self.branches = nn.ModuleList(
                 PerHeadBranch(head_dim=config.head_dim, tasks=tasks, dropout=config.dropout)
-                for _ in range(config.n_heads))
+                for _ in range(config.n_heads)
+            )
 
     def _read_tokens(self, z: Tensor) -> dict[str, Tensor]:
         """(..., T, D) -> task name -> (..., n_classes) using each task's own token."""

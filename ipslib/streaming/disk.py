@@ -11,11 +11,13 @@
 Images are (H, W), (H, W, C) or (C, H, W) with C in {1, 3}; pixels are converted to float in [0, 1] by
 :func:`ipslib.streaming.windows.pixels_to_float` (uint8 / 255, as the datasets do).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +26,14 @@ from ipslib.streaming.windows import WindowSource
 
 __all__ = ["ArrayPatchSource", "TiffPatchSource", "open_image_source", "IMAGE_SUFFIXES", "array_layout"]
 
-IMAGE_SUFFIXES = {".npy": "numpy array", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
-                  ".jpeg": "JPEG"}
+IMAGE_SUFFIXES = {
+    ".npy": "numpy array",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+}
 
 
 def array_layout(shape: Sequence[int]) -> str:
@@ -54,8 +62,15 @@ class ArrayPatchSource(WindowSource):
         shape = arrays[0].shape
         height, width = (shape[1], shape[2]) if self.layout == "CHW" else (shape[0], shape[1])
         channels = 1 if self.layout == "HW" else shape[0] if self.layout == "CHW" else shape[2]
-        super().__init__(height=height, width=width, channels=channels, dtype=arrays[0].dtype,
-                         batch_size=len(arrays), patch_size=patch_size, stride=stride)
+        super().__init__(
+            height=height,
+            width=width,
+            channels=channels,
+            dtype=arrays[0].dtype,
+            batch_size=len(arrays),
+            patch_size=patch_size,
+            stride=stride,
+        )
 
     def read_window(self, image: int, top: int, left: int, height: int, width: int) -> np.ndarray:
         a, rows, cols = self.arrays[image], slice(top, top + height), slice(left, left + width)
@@ -76,8 +91,9 @@ class TiffPatchSource(WindowSource):
         segments_read: segments read and decoded so far (cache misses), for tests and benchmarks.
     """
 
-    def __init__(self, paths: Sequence[str | Path], patch_size: int, stride: int | None = None, *,
-                 cache_mb: float = 64.0) -> None:
+    def __init__(
+        self, paths: Sequence[str | Path], patch_size: int, stride: int | None = None, *, cache_mb: float = 64.0
+    ) -> None:
         import tifffile
 
         self.files = [tifffile.TiffFile(str(p)) for p in paths]
@@ -87,11 +103,21 @@ class TiffPatchSource(WindowSource):
             raise ValueError(f"{paths[0]}: planar (separate) sample layout is not supported; save it chunky")
         if len({(p.imagelength, p.imagewidth, p.samplesperpixel, p.dtype) for p in self.pages}) != 1:
             raise ValueError("all TIFF files of a batch must have the same size, channels and pixel type")
-        self.segment_shape = (page.tilelength, page.tilewidth) if page.is_tiled else \
-            (min(page.rowsperstrip, page.imagelength), page.imagewidth)
+        self.segment_shape = (
+            (page.tilelength, page.tilewidth)
+            if page.is_tiled
+            else (min(page.rowsperstrip, page.imagelength), page.imagewidth)
+        )
         self.segments_across = -(-page.imagewidth // self.segment_shape[1])
-        super().__init__(height=page.imagelength, width=page.imagewidth, channels=page.samplesperpixel,
-                         dtype=page.dtype, batch_size=len(paths), patch_size=patch_size, stride=stride)
+        super().__init__(
+            height=page.imagelength,
+            width=page.imagewidth,
+            channels=page.samplesperpixel,
+            dtype=page.dtype,
+            batch_size=len(paths),
+            patch_size=patch_size,
+            stride=stride,
+        )
         seg_bytes = self.segment_shape[0] * self.segment_shape[1] * self.channels * self.dtype.itemsize
         self.cache_size = max(4, int(cache_mb * 2**20 // seg_bytes))
         self._cache: list[OrderedDict[int, np.ndarray]] = [OrderedDict() for _ in self.pages]
@@ -133,8 +159,9 @@ class TiffPatchSource(WindowSource):
                 seg = self._segment(image, sy * self.segments_across + sx)
                 r0, r1 = max(top, sy * sh), min(top + height, sy * sh + seg.shape[0])
                 c0, c1 = max(left, sx * sw), min(left + width, sx * sw + seg.shape[1])
-                out[r0 - top:r1 - top, c0 - left:c1 - left] = seg[r0 - sy * sh:r1 - sy * sh,
-                                                                  c0 - sx * sw:c1 - sx * sw]
+                out[r0 - top : r1 - top, c0 - left : c1 - left] = seg[
+                    r0 - sy * sh : r1 - sy * sh, c0 - sx * sw : c1 - sx * sw
+                ]
         return np.moveaxis(out, -1, 0)
 
 
@@ -145,8 +172,9 @@ def _pil_array(path: Path, channels: int) -> np.ndarray:
         return np.asarray(img.convert("L" if channels == 1 else "RGB"))
 
 
-def open_image_source(path: str | Path, patch_size: int, stride: int | None = None, *,
-                      channels: int | None = None) -> WindowSource:
+def open_image_source(
+    path: str | Path, patch_size: int, stride: int | None = None, *, channels: int | None = None
+) -> WindowSource:
     """A one-image source for ``path`` by its suffix (.npy, .tif/.tiff, .png, .jpg/.jpeg).
 
     Args:
@@ -157,8 +185,9 @@ def open_image_source(path: str | Path, patch_size: int, stride: int | None = No
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
-        raise ConfigError(f"--image {path}: unknown image type {path.suffix!r}; use one of "
-                          f"{', '.join(sorted(IMAGE_SUFFIXES))}")
+        raise ConfigError(
+            f"--image {path}: unknown image type {path.suffix!r}; use one of {', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"--image {path}: no such file")
     try:

@@ -23,10 +23,11 @@ the filter removes the remaining once-per-chunk encoding of the blank patch.
 
 Legend: B images, k requested patches per image, C channels, p patch side, s stride, D embedding width.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -63,8 +64,17 @@ class WindowSource:
         patch_size: p; stride: s; grid: (rows, cols); n_patches: N; batch_size: B.
     """
 
-    def __init__(self, *, height: int, width: int, channels: int, dtype: np.dtype, batch_size: int,
-                 patch_size: int, stride: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        height: int,
+        width: int,
+        channels: int,
+        dtype: np.dtype,
+        batch_size: int,
+        patch_size: int,
+        stride: int | None = None,
+    ) -> None:
         self.height, self.width, self.channels = int(height), int(width), int(channels)
         self.dtype, self.batch_size = np.dtype(dtype), int(batch_size)
         self.patch_size = int(patch_size)
@@ -143,7 +153,7 @@ class BlankSkippingEncoder(nn.Module):
         self._cache: dict[tuple, Tensor] = {}
         self.skipped = 0
 
-    def train(self, mode: bool = True) -> "BlankSkippingEncoder":
+    def train(self, mode: bool = True) -> BlankSkippingEncoder:
         self._cache.clear()  # weights may change while training
         return super().train(mode)
 
@@ -175,8 +185,9 @@ class BlankSkippingEncoder(nn.Module):
 
 
 @contextlib.contextmanager
-def skip_blank_patches(net: nn.Module, *, min_foreground: float = 0.0,
-                       blank_value: float = 0.0) -> Iterator[BlankSkippingEncoder]:
+def skip_blank_patches(
+    net: nn.Module, *, min_foreground: float = 0.0, blank_value: float = 0.0
+) -> Iterator[BlankSkippingEncoder]:
     """Inside the block, ``net.encoder`` is wrapped in a :class:`BlankSkippingEncoder` (restored after).
 
     Wrap after loading weights: the wrapper changes the state-dict keys while it is in place.

@@ -5,6 +5,7 @@ changed), executes the status page, writes the profile's table of contents and b
 strictly (``-n -W --keep-going``). The ``cpu`` profile uses the committed root ``_toc.yml`` and builds into
 ``_build/html``; other profiles write their TOC and HTML under ``_build/<profile>/``.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,20 +13,31 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import yaml
 
+from ipslib.engine.records import atomic_write_text
 from ipslib.study.experiments import PARTS, load_experiments
 from ipslib.study.project import project_root
-from ipslib.engine.records import atomic_write_text
 from ipslib.study.runner import execute_notebook, fingerprint, notebook_path, read_status, run_all
 
-__all__ = ["toc", "toc_path", "html_dir", "environment_table", "execution_table", "total_seconds",
-           "training_seconds", "notebook_seconds",
-           "gpu_note", "build", "STATUS_NOTEBOOK"]
+__all__ = [
+    "toc",
+    "toc_path",
+    "html_dir",
+    "environment_table",
+    "execution_table",
+    "total_seconds",
+    "training_seconds",
+    "notebook_seconds",
+    "gpu_note",
+    "build",
+    "STATUS_NOTEBOOK",
+]
 
 STATUS_NOTEBOOK = "status"
 STATIC_FRONT = ["book/methods", "book/discrepancies"]
@@ -50,8 +62,12 @@ def toc(profile: str) -> dict[str, Any]:
         chapters = [{"file": _nb(profile, e.name)} for e in experiments if e.part == part]
         if chapters:
             parts.append({"caption": caption, "chapters": chapters})
-    parts.append({"caption": "About this book",
-                  "chapters": [{"file": _nb(profile, STATUS_NOTEBOOK)}, *({"file": f} for f in STATIC_BACK)]})
+    parts.append(
+        {
+            "caption": "About this book",
+            "chapters": [{"file": _nb(profile, STATUS_NOTEBOOK)}, *({"file": f} for f in STATIC_BACK)],
+        }
+    )
     return {"format": "jb-book", "root": "book/intro", "parts": parts}
 
 
@@ -79,14 +95,20 @@ def environment_table() -> pd.DataFrame:
     import torch
     import torchvision
 
-    rows = {"python": platform.python_version(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "cpu cores": os.cpu_count(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}
+    rows = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+    }
     try:
         import psutil
 
-        rows["memory (GiB)"] = round(psutil.virtual_memory().total / 2 ** 30, 1)
+        rows["memory (GiB)"] = round(psutil.virtual_memory().total / 2**30, 1)
     except ImportError:
         pass
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=pd.Index(list(rows), name="item"))
@@ -103,11 +125,18 @@ def execution_table(profile: str) -> pd.DataFrame:
     rows = []
     for name, entry in read_status(profile).items():
         meta = _papermill_meta(project_root() / entry.get("notebook", ""))
-        rows.append({"experiment": name, "runs": entry.get("runs"), "finished": entry.get("finished"),
-                     "failed": ", ".join(f"{f['name']} ({f['log']})" for f in entry.get("failed", [])) or "",
-                     "training (s)": round(sum(entry.get("train_seconds", {}).values())),
-                     "notebook": entry.get("status"), "notebook (s)": meta.get("duration"),
-                     "executed at": (meta.get("end_time") or "")[:19]})
+        rows.append(
+            {
+                "experiment": name,
+                "runs": entry.get("runs"),
+                "finished": entry.get("finished"),
+                "failed": ", ".join(f"{f['name']} ({f['log']})" for f in entry.get("failed", [])) or "",
+                "training (s)": round(sum(entry.get("train_seconds", {}).values())),
+                "notebook": entry.get("status"),
+                "notebook (s)": meta.get("duration"),
+                "executed at": (meta.get("end_time") or "")[:19],
+            }
+        )
     return pd.DataFrame(rows).set_index("experiment") if rows else pd.DataFrame()
 
 
@@ -136,8 +165,10 @@ def gpu_note() -> str:
     """What GPU measurements exist (``outputs/benchmarks/gpu*.json``), or a plain statement that none do."""
     files = sorted((project_root() / "outputs" / "benchmarks").glob("gpu*.json"))
     if not files:
-        return ("No GPU measurement exists yet: every number in this book was produced on the CPU. "
-                "`benchmarks/` holds the script that measures a GPU in one short run when one is available.")
+        return (
+            "No GPU measurement exists yet: every number in this book was produced on the CPU. "
+            "`benchmarks/` holds the script that measures a GPU in one short run when one is available."
+        )
     return "GPU measurements: " + ", ".join(f"`{p.relative_to(project_root())}`" for p in files)
 
 
@@ -147,8 +178,11 @@ def _run_stale(profile: str, jobs: int, force: bool, echo: Callable[[str], None]
     stale = []
     for exp in load_experiments().values():
         entry = status.get(exp.name, {})
-        fresh = (entry.get("status") == "ok" and entry.get("fingerprint") == fingerprint(exp, profile)
-                 and notebook_path(profile, exp.name).is_file())
+        fresh = (
+            entry.get("status") == "ok"
+            and entry.get("fingerprint") == fingerprint(exp, profile)
+            and notebook_path(profile, exp.name).is_file()
+        )
         if force or not fresh:
             stale.append(exp.name)
     if stale:
@@ -184,8 +218,9 @@ def ensure_mathjax(echo: Callable[[str], None] = print) -> bool:
     return True
 
 
-def build(profile: str = "cpu", *, jobs: int = 1, force: bool = False, run: bool = True,
-          echo: Callable[[str], None] = print) -> Path:
+def build(
+    profile: str = "cpu", *, jobs: int = 1, force: bool = False, run: bool = True, echo: Callable[[str], None] = print
+) -> Path:
     """Run what is missing, execute the status page, write the TOC and build the HTML book strictly."""
     if run:
         _run_stale(profile, jobs, force, echo)
@@ -195,8 +230,17 @@ def build(profile: str = "cpu", *, jobs: int = 1, force: bool = False, run: bool
     toc_file = write_toc(profile)
     ensure_mathjax(echo)
     root = project_root()
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--toc", str(toc_file),
-               "-W", "-n", "--keep-going", "--all"]
+    command = [
+        str(Path(sys.executable).with_name("jupyter-book")),
+        "build",
+        str(root),
+        "--toc",
+        str(toc_file),
+        "-W",
+        "-n",
+        "--keep-going",
+        "--all",
+    ]
     if profile != "cpu":
         command += ["--path-output", str(root / "_build" / profile)]
     echo("$ " + " ".join(command))

@@ -3,6 +3,7 @@
 Each claim names two arms of the experiment by their settings and the direction the dissertation reports;
 :mod:`ipslib.study.verdict` tests them against the run records. See that module for the file format.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,14 +32,21 @@ class Claim:
     """Per profile: a mapping replacing ``higher``/``lower``/``within`` where that profile's grid differs, or
     a string saying why the claim cannot be tested in that profile."""
 
-    def for_profile(self, profile: str) -> "Claim | str":
+    def for_profile(self, profile: str) -> Claim | str:
         override = self.overrides.get(profile)
         if override is None:
             return self
         if isinstance(override, str):
             return override
-        return Claim(self.text, dict(override.get("higher", self.higher)), dict(override.get("lower", self.lower)),
-                     self.source, dict(override.get("within", self.within)), self.expect, self.tasks)
+        return Claim(
+            self.text,
+            dict(override.get("higher", self.higher)),
+            dict(override.get("lower", self.lower)),
+            self.source,
+            dict(override.get("within", self.within)),
+            self.expect,
+            self.tasks,
+        )
 
 
 @lru_cache(maxsize=1)
@@ -72,8 +80,9 @@ def parse_claims(raw: Any, where: str) -> tuple[Claim, ...]:
             if isinstance(override, str):
                 continue
             if not isinstance(override, dict) or set(override) - set(_ARM_KEYS):
-                raise ConfigError(f"{here}.{profile}: must be a reason (text) or a mapping with keys "
-                                  f"{', '.join(_ARM_KEYS)}")
+                raise ConfigError(
+                    f"{here}.{profile}: must be a reason (text) or a mapping with keys {', '.join(_ARM_KEYS)}"
+                )
             selectors += [(f"{here}.{profile}.{name}", name, override[name]) for name in override]
         for label, name, selector in selectors:
             selector = selector or {}
@@ -88,7 +97,16 @@ def parse_claims(raw: Any, where: str) -> tuple[Claim, ...]:
         tasks = item.get("tasks") or ()
         if isinstance(tasks, str) or not all(isinstance(t, str) for t in tasks):
             raise ConfigError(f"{here}.tasks must be a list of task names")
-        claims.append(Claim(text=str(item["text"]), higher=dict(item["higher"]), lower=dict(item["lower"]),
-                            source=str(item.get("source", "")), within=dict(item.get("within") or {}),
-                            expect=expect, tasks=tuple(tasks), overrides=overrides))
+        claims.append(
+            Claim(
+                text=str(item["text"]),
+                higher=dict(item["higher"]),
+                lower=dict(item["lower"]),
+                source=str(item.get("source", "")),
+                within=dict(item.get("within") or {}),
+                expect=expect,
+                tasks=tuple(tasks),
+                overrides=overrides,
+            )
+        )
     return tuple(claims)

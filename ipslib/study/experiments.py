@@ -8,6 +8,7 @@ fixed, explicit ``cases`` (settings that vary together) and a ``grid`` (cartesia
 shared by two experiments trains once. The manifest is the single source the notebooks, the book and any
 external scheduler read.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,13 +21,31 @@ from ipslib.config import ConfigError, RunConfig, check_keys, load_yaml_mapping
 from ipslib.study.claims import Claim, parse_claims
 from ipslib.study.project import project_root
 
-__all__ = ["PROFILES", "PARTS", "Experiment", "RunSpec", "project_root", "load_experiment", "load_experiments",
-           "manifest"]
+__all__ = [
+    "PROFILES",
+    "PARTS",
+    "Experiment",
+    "RunSpec",
+    "project_root",
+    "load_experiment",
+    "load_experiments",
+    "manifest",
+]
 
 PROFILES = ("smoke", "cpu", "paper")
 PARTS = {"testbed": "Testbed experiments", "variants": "Method variants", "performance": "Performance"}
-_TOP_KEYS = {"title", "ids", "dissertation", "family", "notebook", "reference", "profiles", "description",
-             "part", "claims"}
+_TOP_KEYS = {
+    "title",
+    "ids",
+    "dissertation",
+    "family",
+    "notebook",
+    "reference",
+    "profiles",
+    "description",
+    "part",
+    "claims",
+}
 _PROFILE_KEYS = {"fixed", "cases", "grid", "repeats", "note", "runs"}
 
 
@@ -60,10 +79,17 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         from ipslib.engine.records import is_finished
 
-        return {"experiment": self.experiment, "profile": self.profile, "name": self.name, "key": self.key,
-                "run_dir": str(self.run_dir.relative_to(self.root)), "varied": self.varied,
-                "repeat": self.repeat, "finished": is_finished(self.run_dir, self.config),
-                "config": self.config.to_flat()}
+        return {
+            "experiment": self.experiment,
+            "profile": self.profile,
+            "name": self.name,
+            "key": self.key,
+            "run_dir": str(self.run_dir.relative_to(self.root)),
+            "varied": self.varied,
+            "repeat": self.repeat,
+            "finished": is_finished(self.run_dir, self.config),
+            "config": self.config.to_flat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -118,8 +144,9 @@ class Experiment:
                     label = ",".join(f"{k}={v}" for k, v in varied.items()) or "default"
                     name = f"{self.name}/{label}" + (f"/seed={repeat}" if spec.repeats > 1 else "")
                     config = RunConfig.from_flat(flat, where=f"{self.path} (profile {profile}, run {name})")
-                    specs.append(RunSpec(self.name, profile, name, config, varied, repeat, self.root,
-                                         (case_index, *indices)))
+                    specs.append(
+                        RunSpec(self.name, profile, name, config, varied, repeat, self.root, (case_index, *indices))
+                    )
         return specs
 
 
@@ -129,8 +156,7 @@ def _family_defaults(root: Path, family: str | None, profile: str, where: Path) 
     defaults_path = root / "params" / "_defaults.yaml"
     defaults = load_yaml_mapping(defaults_path)
     if family not in defaults:
-        raise ConfigError(f"{where}: family={family!r} is not in {defaults_path}; "
-                          f"choose one of {', '.join(defaults)}")
+        raise ConfigError(f"{where}: family={family!r} is not in {defaults_path}; choose one of {', '.join(defaults)}")
     if profile not in defaults[family]:
         raise ConfigError(f"{defaults_path}: family {family!r} has no profile {profile!r}")
     return dict(defaults[family][profile])
@@ -140,8 +166,10 @@ def _parse_profile(raw: Any, where: str) -> ProfileSpec:
     raw = check_keys(raw, _PROFILE_KEYS, where)
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ConfigError(f"{where}: grid must map each key to a non-empty list of values (a value may be a "
-                          "mapping of settings that vary together)")
+        raise ConfigError(
+            f"{where}: grid must map each key to a non-empty list of values (a value may be a "
+            "mapping of settings that vary together)"
+        )
     cases = raw.get("cases") or []
     if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
         raise ConfigError(f"{where}: cases must be a list of mappings")
@@ -163,15 +191,26 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
     profiles_raw = raw.get("profiles") or {}
     missing = [p for p in PROFILES if p not in profiles_raw]
     if missing or set(profiles_raw) - set(PROFILES):
-        raise ConfigError(f"{path}: profiles must be exactly {', '.join(PROFILES)}; "
-                          f"missing {missing}, extra {sorted(set(profiles_raw) - set(PROFILES))}")
+        raise ConfigError(
+            f"{path}: profiles must be exactly {', '.join(PROFILES)}; "
+            f"missing {missing}, extra {sorted(set(profiles_raw) - set(PROFILES))}"
+        )
     profiles = {p: _parse_profile(profiles_raw[p], f"{path} profiles.{p}") for p in PROFILES}
     experiment = Experiment(
-        name=path.stem, title=str(raw.get("title", path.stem)), ids=tuple(raw.get("ids", ())),
-        dissertation=str(raw.get("dissertation", "")), family=raw.get("family"),
-        notebook=str(raw.get("notebook", "experiment")), reference=raw.get("reference"),
-        description=str(raw.get("description", "")), part=str(raw.get("part", "testbed")),
-        profiles=profiles, path=path, root=root, claims=parse_claims(raw.get("claims"), str(path)))
+        name=path.stem,
+        title=str(raw.get("title", path.stem)),
+        ids=tuple(raw.get("ids", ())),
+        dissertation=str(raw.get("dissertation", "")),
+        family=raw.get("family"),
+        notebook=str(raw.get("notebook", "experiment")),
+        reference=raw.get("reference"),
+        description=str(raw.get("description", "")),
+        part=str(raw.get("part", "testbed")),
+        profiles=profiles,
+        path=path,
+        root=root,
+        claims=parse_claims(raw.get("claims"), str(path)),
+    )
     if experiment.part not in PARTS:
         raise ConfigError(f"{path}: part={experiment.part!r} is not valid; choose one of {', '.join(PARTS)}")
     template = root / "book" / "templates" / f"{experiment.notebook}.ipynb"

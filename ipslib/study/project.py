@@ -1,4 +1,5 @@
 """Where the project lives: the folder holding ``params/``, ``book/`` and ``outputs/``."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Sources: Riffi-Aslett (2024), Tables 2-11 (``paper_tables.csv``) and the run log
 repository ``MRiffiAslett/ips_MaxRiffiAslett`` at ``cdbd1db`` (``runs_final.csv``, ``runs_per_epoch.csv.gz``).
 Accuracies in the tables are percentages; in the logs they are fractions.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,16 @@ import pandas as pd
 
 from ipslib.study.project import project_root
 
-__all__ = ["reference_dir", "paper_tables", "run_logs", "run_log_epochs", "parse_match_key", "same_value",
-           "SOURCE_TABLES", "SOURCE_LOGS"]
+__all__ = [
+    "reference_dir",
+    "paper_tables",
+    "run_logs",
+    "run_log_epochs",
+    "parse_match_key",
+    "same_value",
+    "SOURCE_TABLES",
+    "SOURCE_LOGS",
+]
 
 SOURCE_TABLES = "Riffi-Aslett (2024), {table}"
 SOURCE_LOGS = "author's run logs (MRiffiAslett/ips_MaxRiffiAslett@cdbd1db, results library)"

@@ -3,6 +3,7 @@
 Every number shown comes from a run record or from ``book/reference/`` with its source named; nothing is
 typed in. Functions return DataFrames or matplotlib Figures and never touch pyplot's global state.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,16 +13,29 @@ from matplotlib.figure import Figure
 
 from ipslib.study.results import ExperimentResults
 
-__all__ = ["settings_table", "runs_table", "summary_table", "comparison_table", "accuracy_figure",
-           "history_figure", "profile_note", "headline", "chance_note"]
+__all__ = [
+    "settings_table",
+    "runs_table",
+    "summary_table",
+    "comparison_table",
+    "accuracy_figure",
+    "history_figure",
+    "profile_note",
+    "headline",
+    "chance_note",
+]
 
 _PROFILE_NOTES = {
     "paper": "This page shows the **paper** profile: the dissertation's settings as its logs record them.",
-    "cpu": ("This page shows the **cpu** profile: a reduced-scale study for a 2-core machine. It does not "
-            "reproduce the dissertation's numbers; the settings table lists every change from the paper "
-            "profile, and the comparison table says `same_setting = False` for every row."),
-    "smoke": ("This page shows the **smoke** profile: tiny runs that only prove the pipeline executes. Its "
-              "numbers mean nothing about IPS."),
+    "cpu": (
+        "This page shows the **cpu** profile: a reduced-scale study for a 2-core machine. It does not "
+        "reproduce the dissertation's numbers; the settings table lists every change from the paper "
+        "profile, and the comparison table says `same_setting = False` for every row."
+    ),
+    "smoke": (
+        "This page shows the **smoke** profile: tiny runs that only prove the pipeline executes. Its "
+        "numbers mean nothing about IPS."
+    ),
 }
 
 
@@ -42,9 +56,11 @@ def chance_note(results: ExperimentResults) -> str:
     except (FileNotFoundError, OSError) as err:  # the real traffic data is absent: say so, do not guess
         return f"Chance levels need the test data, which is not here ({err})."
     dataset = results.specs[0].config.dataset
-    how = {"megapixel_mnist": "exact under the generator's sampling rule, as on the chance-levels page",
-           "synthetic_traffic": "the largest class share of the generator",
-           "traffic_signs": "the test split's majority class"}[dataset]
+    how = {
+        "megapixel_mnist": "exact under the generator's sampling rule, as on the chance-levels page",
+        "synthetic_traffic": "the largest class share of the generator",
+        "traffic_signs": "the test split's majority class",
+    }[dataset]
     shown = ", ".join(f"{task} {100 * value:.1f} %" for task, value in levels.items())
     return f"**Chance level** (best constant prediction; {how}): {shown}."
 
@@ -55,8 +71,7 @@ def settings_table(results: ExperimentResults) -> pd.DataFrame:
     ours = results.specs[0].config.to_flat() if results.specs else {}
     paper_specs = results.experiment.runs("paper")
     paper = paper_specs[0].config.to_flat() if paper_specs else {}
-    rows = [{"setting": k, "this profile": ours[k], "paper profile": paper.get(k)}
-            for k in ours if k not in varied]
+    rows = [{"setting": k, "this profile": ours[k], "paper profile": paper.get(k)} for k in ours if k not in varied]
     table = pd.DataFrame(rows)
     table["differs"] = [str(a) != str(b) for a, b in zip(table["this profile"], table["paper profile"])]
     return table.set_index("setting")
@@ -74,8 +89,11 @@ def runs_table(results: ExperimentResults) -> pd.DataFrame:
                 columns.append(f"{stage} {task} (%)")
     if "best_epoch" in runs:
         columns.append("best_epoch")
-    for source, label in (("ms_per_batch", "ms per batch"), ("peak_memory_mb", "peak memory (MB)"),
-                          ("device", "device")):
+    for source, label in (
+        ("ms_per_batch", "ms per batch"),
+        ("peak_memory_mb", "peak memory (MB)"),
+        ("device", "device"),
+    ):
         if source in runs and runs[source].notna().any():
             runs[label] = runs[source].round(1) if source != "device" else runs[source]
             columns.append(label)
@@ -87,10 +105,11 @@ def summary_table(results: ExperimentResults, stage: str = "last", split: str = 
     summary = results.summary(stage, split)
     if summary.empty:
         return summary
-    summary["value"] = [f"{m:.1f} ± {s:.1f}" if n > 1 else f"{m:.1f}"
-                        for m, s, n in zip(summary["mean"], summary["std"], summary["n"])]
+    summary["value"] = [
+        f"{m:.1f} ± {s:.1f}" if n > 1 else f"{m:.1f}" for m, s, n in zip(summary["mean"], summary["std"], summary["n"])
+    ]
     index = results.varied_keys or ["name"]
-    for key in index:   # a key some settings leave unset (e.g. proj_dim of a ResNet-18) shows as "–"
+    for key in index:  # a key some settings leave unset (e.g. proj_dim of a ResNet-18) shows as "–"
         summary[key] = summary[key].astype(object).where(summary[key].notna(), "–")
     return summary.pivot_table(index=index, columns="task", values="value", aggfunc="first", sort=False)
 
@@ -109,8 +128,7 @@ def _plot_axis(results: ExperimentResults) -> tuple[str, str | None]:
     numeric = [k for k in moving if pd.api.types.is_numeric_dtype(runs[k])]
     x = numeric[0] if numeric else (moving[0] if moving else "name")
     # a hue only for a key that varies at a fixed x (memory_size scaled with patch_size is no second axis)
-    hue = next((k for k in keys if k != x and
-                (runs.astype({x: str, k: str}).groupby(x)[k].nunique() > 1).any()), None)
+    hue = next((k for k in keys if k != x and (runs.astype({x: str, k: str}).groupby(x)[k].nunique() > 1).any()), None)
     return x, hue
 
 
@@ -148,8 +166,15 @@ def history_figure(results: ExperimentResults, task: str | None = None) -> Figur
             history = load_run(spec.run_dir).history
             column = f"test/{task}/accuracy"
             if column in history:
-                frames.append(pd.DataFrame({"epoch": history["epoch"], "accuracy (%)": 100 * history[column],
-                                            "run": spec.name.split("/", 1)[-1]}))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "epoch": history["epoch"],
+                            "accuracy (%)": 100 * history[column],
+                            "run": spec.name.split("/", 1)[-1],
+                        }
+                    )
+                )
     fig = Figure(figsize=(6.4, 3.4), layout="constrained")
     ax = fig.subplots()
     if frames:

@@ -4,16 +4,18 @@
 run records and percentages in the comparison tables (as printed in the dissertation). Across repeats we
 report mean ± population std (ddof=0), the dissertation's convention (spec §6).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
+from ipslib.engine.records import is_finished, load_run
 from ipslib.study import reference
 from ipslib.study.experiments import Experiment, RunSpec, load_experiments
-from ipslib.engine.records import is_finished, load_run
 
 __all__ = ["ExperimentResults", "load_results", "METRIC_STAGES"]
 
@@ -21,8 +23,13 @@ METRIC_STAGES = ("last", "best")
 
 
 def _run_row(spec: RunSpec) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": spec.name, "repeat": spec.repeat, "key": spec.key,
-                           "run_dir": str(spec.run_dir), **spec.varied}
+    row: dict[str, Any] = {
+        "name": spec.name,
+        "repeat": spec.repeat,
+        "key": spec.key,
+        "run_dir": str(spec.run_dir),
+        **spec.varied,
+    }
     row["finished"] = is_finished(spec.run_dir, spec.config)
     if not row["finished"]:
         return row
@@ -125,17 +132,23 @@ class ExperimentResults:
                 return False
         return True
 
-    def _comparison_row(self, ours: pd.Series, ref: pd.Series, split: str, counterpart: RunSpec
-                        ) -> dict[str, Any]:
+    def _comparison_row(self, ours: pd.Series, ref: pd.Series, split: str, counterpart: RunSpec) -> dict[str, Any]:
         value = ours["std"] if ref["stat"] == "std" else ours["mean"]
         setting = {k: ours[k] for k in self.varied_keys}
         paper_setting = ", ".join(f"{k}={v}" for k, v in counterpart.varied.items()) or "default"
-        return {**setting, "dissertation setting": paper_setting, "task": ours["task"], "split": split,
-                "stat": ref["stat"],
-                "dissertation": ref["value_numeric"], "ours": value,
-                "difference": value - ref["value_numeric"], "repeats": int(ours["n"]),
-                "same_setting": self.profile == "paper",
-                "source": reference.SOURCE_TABLES.format(table=ref["table"])}
+        return {
+            **setting,
+            "dissertation setting": paper_setting,
+            "task": ours["task"],
+            "split": split,
+            "stat": ref["stat"],
+            "dissertation": ref["value_numeric"],
+            "ours": value,
+            "difference": value - ref["value_numeric"],
+            "repeats": int(ours["n"]),
+            "same_setting": self.profile == "paper",
+            "source": reference.SOURCE_TABLES.format(table=ref["table"]),
+        }
 
 
 _WEIGHTS = {"V1": "imagenet_v1", "V2": "imagenet_v2"}

@@ -6,6 +6,7 @@ share of the CPU threads, a failed run cannot take the others down, and its log 
 ``outputs/<profile>/notebooks/<experiment>.ipynb``. What happened is recorded in
 ``outputs/<profile>/status.json``, which the book's execution-status page reads.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,18 +15,27 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
+from ipslib.engine.records import atomic_write_json, atomic_write_text, is_finished
 from ipslib.study.experiments import Experiment, RunSpec, load_experiments
 from ipslib.study.project import project_root
-from ipslib.engine.records import atomic_write_json, atomic_write_text, is_finished
 
-__all__ = ["fingerprint", "train_runs", "execute_notebook", "run_experiment", "run_all", "status_path", "read_status",
-           "notebook_path"]
+__all__ = [
+    "fingerprint",
+    "train_runs",
+    "execute_notebook",
+    "run_experiment",
+    "run_all",
+    "status_path",
+    "read_status",
+    "notebook_path",
+]
 
 
 def status_path(profile: str) -> Path:
@@ -55,8 +65,7 @@ def _update_status(profile: str, experiment: str, entry: dict[str, Any]) -> None
     atomic_write_json(status_path(profile), status)
 
 
-NOTEBOOK_PACKAGES = ("ipslib.config", "ipslib.model", "ipslib.data", "ipslib.engine", "ipslib.analysis",
-                     "ipslib.study")
+NOTEBOOK_PACKAGES = ("ipslib.config", "ipslib.model", "ipslib.data", "ipslib.engine", "ipslib.analysis", "ipslib.study")
 """Packages whose code shapes what a notebook shows (all but the command line and streaming): a change to
 any of their files re-executes the notebooks."""
 READS_BENCHMARKS = ("performance",)
@@ -101,25 +110,43 @@ def _train_one(spec: RunSpec, threads: int, force: bool) -> dict[str, Any]:
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     params = spec.run_dir / "params.yaml"
     atomic_write_text(params, yaml.safe_dump(spec.config.to_flat(), sort_keys=False))
-    command = [sys.executable, "-m", "ipslib.cli", "train", str(params), "--out", str(spec.run_dir),
-               "--quiet", "--set", f"threads={threads}"] + (["--force"] if force else [])
+    command = [
+        sys.executable,
+        "-m",
+        "ipslib.cli",
+        "train",
+        str(params),
+        "--out",
+        str(spec.run_dir),
+        "--quiet",
+        "--set",
+        f"threads={threads}",
+    ] + (["--force"] if force else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1"}
     start = time.perf_counter()
     log_path = spec.run_dir / "train.log"
     with open(log_path, "w") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=project_root())
-    return {"name": spec.name, "key": spec.key, "returncode": code, "seconds": time.perf_counter() - start,
-            "log": str(log_path.relative_to(project_root()))}
+    return {
+        "name": spec.name,
+        "key": spec.key,
+        "returncode": code,
+        "seconds": time.perf_counter() - start,
+        "log": str(log_path.relative_to(project_root())),
+    }
 
 
-def train_runs(specs: list[RunSpec], *, jobs: int = 1, force: bool = False,
-               echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def train_runs(
+    specs: list[RunSpec], *, jobs: int = 1, force: bool = False, echo: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
     """Train every run that has no finished record (all of them with ``force``); returns one entry per run."""
     unique = list({spec.key: spec for spec in specs}.values())
     todo = [s for s in unique if force or not is_finished(s.run_dir, s.config)]
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
-    echo(f"{len(unique) - len(todo)} of {len(unique)} runs already finished; training {len(todo)} "
-         f"with {jobs} job(s) x {threads} thread(s)")
+    echo(
+        f"{len(unique) - len(todo)} of {len(unique)} runs already finished; training {len(todo)} "
+        f"with {jobs} job(s) x {threads} thread(s)"
+    )
     results = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for result in pool.map(lambda s: _train_one(s, threads, force), todo):
@@ -155,8 +182,7 @@ def prepare_notebook(experiment: Experiment) -> Any:
     return notebook
 
 
-def execute_notebook(experiment: Experiment, profile: str, parameters: dict[str, Any] | None = None
-                     ) -> dict[str, Any]:
+def execute_notebook(experiment: Experiment, profile: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the experiment's notebook with papermill; returns status, duration and output path.
 
     ``parameters`` default to ``{"experiment": name, "profile": profile}``."""
@@ -168,9 +194,14 @@ def execute_notebook(experiment: Experiment, profile: str, parameters: dict[str,
     start = time.perf_counter()
     entry: dict[str, Any] = {"notebook": str(out.relative_to(project_root()))}
     try:
-        papermill.execute_notebook(template, str(out), parameters=parameters or {"experiment": experiment.name,
-                                   "profile": profile}, kernel_name="python3", progress_bar=False,
-                                   cwd=str(project_root()))
+        papermill.execute_notebook(
+            template,
+            str(out),
+            parameters=parameters or {"experiment": experiment.name, "profile": profile},
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(project_root()),
+        )
         entry["status"] = "ok"
     except Exception as err:  # papermill raises PapermillExecutionError and kernel errors alike
         entry["status"] = "failed"
@@ -193,9 +224,15 @@ def _hide_injected_parameters(path: Path) -> None:
     atomic_write_text(path, nbformat.writes(notebook))
 
 
-def run_experiment(experiment: Experiment, profile: str, *, jobs: int = 1, force: bool = False,
-                   echo: Callable[[str], None] = print,
-                   trained: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def run_experiment(
+    experiment: Experiment,
+    profile: str,
+    *,
+    jobs: int = 1,
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+    trained: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Train the missing runs of one experiment, execute its notebook and record the status.
 
     ``trained``: the results of a :func:`train_runs` call that already covered these runs (``run_all``
@@ -209,21 +246,34 @@ def run_experiment(experiment: Experiment, profile: str, *, jobs: int = 1, force
         trained = [r for r in trained if r["key"] in keys]
     failed = [r for r in trained if r["returncode"] != 0]
     notebook = execute_notebook(experiment, profile)
-    echo(f"  notebook {notebook['notebook']}: {notebook['status']} in {notebook['seconds']} s"
-         + (f" ({notebook['error']})" if notebook["status"] != "ok" else ""))
+    echo(
+        f"  notebook {notebook['notebook']}: {notebook['status']} in {notebook['seconds']} s"
+        + (f" ({notebook['error']})" if notebook["status"] != "ok" else "")
+    )
     previous = read_status(profile).get(experiment.name, {})
     seconds = dict(previous.get("train_seconds", {}))
     seconds.update({r["key"]: round(r["seconds"], 1) for r in trained if r["returncode"] == 0})
-    entry = {"title": experiment.title, "runs": len({s.key for s in specs}),
-             "finished": sum(is_finished(s.run_dir, s.config) for s in {s.key: s for s in specs}.values()),
-             "failed": [{"name": r["name"], "log": r["log"]} for r in failed],
-             "train_seconds": seconds, "fingerprint": fingerprint(experiment, profile), **notebook}
+    entry = {
+        "title": experiment.title,
+        "runs": len({s.key for s in specs}),
+        "finished": sum(is_finished(s.run_dir, s.config) for s in {s.key: s for s in specs}.values()),
+        "failed": [{"name": r["name"], "log": r["log"]} for r in failed],
+        "train_seconds": seconds,
+        "fingerprint": fingerprint(experiment, profile),
+        **notebook,
+    }
     _update_status(profile, experiment.name, entry)
     return entry
 
 
-def run_all(profile: str, *, names: list[str] | None = None, jobs: int = 1, force: bool = False,
-            echo: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+def run_all(
+    profile: str,
+    *,
+    names: list[str] | None = None,
+    jobs: int = 1,
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> dict[str, dict[str, Any]]:
     """Run every experiment (or ``names``); one experiment's failure never stops the others."""
     experiments = load_experiments()
     unknown = sorted(set(names or []) - set(experiments))
@@ -232,5 +282,6 @@ def run_all(profile: str, *, names: list[str] | None = None, jobs: int = 1, forc
     chosen = [experiments[n] for n in (names or experiments)]
     echo(f"[{profile}] training the runs of {len(chosen)} experiment(s) in one pool")
     trained = train_runs([s for exp in chosen for s in exp.runs(profile)], jobs=jobs, force=force, echo=echo)
-    return {exp.name: run_experiment(exp, profile, jobs=jobs, force=force, echo=echo, trained=trained)
-            for exp in chosen}
+    return {
+        exp.name: run_experiment(exp, profile, jobs=jobs, force=force, echo=echo, trained=trained) for exp in chosen
+    }

@@ -31,6 +31,7 @@ The test, per task, uses the last-epoch test accuracy (the dissertation's conven
 A claim is *confirmed* when every testable task supports it, *not confirmed* when none does, *partly
 confirmed* otherwise, and *not testable here* when no task is testable or an arm has no finished run.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,17 @@ from ipslib.study.reference import same_value
 if TYPE_CHECKING:
     from ipslib.study.experiments import RunSpec
 
-__all__ = ["Claim", "ClaimResult", "parse_claims", "chance_levels", "evaluate", "evaluate_all", "verdict_table",
-           "verdict_markdown", "Z_THRESHOLD"]
+__all__ = [
+    "Claim",
+    "ClaimResult",
+    "parse_claims",
+    "chance_levels",
+    "evaluate",
+    "evaluate_all",
+    "verdict_table",
+    "verdict_markdown",
+    "Z_THRESHOLD",
+]
 
 Z_THRESHOLD = 2.0
 LEARNED_FLOOR = 0.05
@@ -147,19 +157,19 @@ def evaluate(claim: Claim, specs: list[RunSpec], runs: pd.DataFrame) -> ClaimRes
     settings_high, settings_low = {_setting(s) for s in high}, {_setting(s) for s in low}
     empty = pd.DataFrame()
     if not high or not low:
-        return ClaimResult(claim, "not testable here", empty,
-                           "this profile has no run for one of the two arms")
+        return ClaimResult(claim, "not testable here", empty, "this profile has no run for one of the two arms")
     if len(settings_high) > 1 or len(settings_low) > 1:
-        raise ConfigError(f"claim {claim.text!r}: an arm matches {max(len(settings_high), len(settings_low))} "
-                          "settings; narrow its selector (or `within`) to one setting")
+        raise ConfigError(
+            f"claim {claim.text!r}: an arm matches {max(len(settings_high), len(settings_low))} "
+            "settings; narrow its selector (or `within`) to one setting"
+        )
     if settings_high == settings_low:
         return ClaimResult(claim, "not testable here", empty, "this profile runs only one of the two arms")
     config = high[0].config
     tasks = claim.tasks or tuple(config.tasks)
     unknown = [t for t in tasks if t not in config.tasks]
     if unknown:
-        raise ConfigError(f"claim {claim.text!r}: task(s) {', '.join(unknown)} not among "
-                          f"{', '.join(config.tasks)}")
+        raise ConfigError(f"claim {claim.text!r}: task(s) {', '.join(unknown)} not among {', '.join(config.tasks)}")
     n_test = _n_test(config)
     rows = []
     for task in tasks:
@@ -184,11 +194,18 @@ def evaluate(claim: Claim, specs: list[RunSpec], runs: pd.DataFrame) -> ClaimRes
         elif claim.expect == "similar":
             result = "supported" if abs(z) <= Z_THRESHOLD else "differs"
         else:
-            result = "supported" if z > Z_THRESHOLD else ("reversed" if z < -Z_THRESHOLD else
-                                                             "no clear difference")
-        rows.append({**row, "higher arm (%)": 100 * a[0], "lower arm (%)": 100 * b[0],
-                     "difference (pp)": 100 * (a[0] - b[0]), "z": z, "repeats": min(a[2], b[2]),
-                     "result": result})
+            result = "supported" if z > Z_THRESHOLD else ("reversed" if z < -Z_THRESHOLD else "no clear difference")
+        rows.append(
+            {
+                **row,
+                "higher arm (%)": 100 * a[0],
+                "lower arm (%)": 100 * b[0],
+                "difference (pp)": 100 * (a[0] - b[0]),
+                "z": z,
+                "repeats": min(a[2], b[2]),
+                "result": result,
+            }
+        )
     table = pd.DataFrame(rows).set_index("task")
     tested = table[~table["result"].str.startswith("not testable")]
     if tested.empty:
@@ -235,8 +252,10 @@ def _sentence(i: int, item: ClaimResult) -> str:
         if str(row["result"]).startswith("not testable"):
             parts.append(f"{task}: {row['result']}")
         else:
-            parts.append(f"{task} {row['higher arm (%)']:.1f} vs {row['lower arm (%)']:.1f} % "
-                         f"(z = {row['z']:.1f}, {row['result']})")
+            parts.append(
+                f"{task} {row['higher arm (%)']:.1f} vs {row['lower arm (%)']:.1f} % "
+                f"(z = {row['z']:.1f}, {row['result']})"
+            )
     return f"{head}: {arms}; " + "; ".join(parts) + "."
 
 
@@ -254,17 +273,23 @@ def verdict_markdown(evaluated: list[ClaimResult], profile: str) -> str:
         return "This chapter makes no comparative claim to test; see the tables above."
     counts = pd.Series([e.outcome for e in evaluated]).value_counts()
     summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
-    scale = {"paper": "at the dissertation's settings",
-             "cpu": ("at the reduced cpu scale, so each verdict speaks to the direction of the claim, "
-                     "not to its numbers"),
-             "smoke": "on smoke runs, which train for seconds and test nothing about IPS"}[profile]
-    lines = [f"**Verdict ({profile} profile, {scale}):** of {len(evaluated)} claim(s), {summary}. "
-             f"A difference counts when it exceeds {Z_THRESHOLD:g} standard errors (binomial over the test "
-             "images, or the spread over repeats when larger); a task counts only when one arm beats "
-             f"chance by more than two standard errors and {100 * LEARNED_FLOOR:g} points.", ""]
+    scale = {
+        "paper": "at the dissertation's settings",
+        "cpu": ("at the reduced cpu scale, so each verdict speaks to the direction of the claim, not to its numbers"),
+        "smoke": "on smoke runs, which train for seconds and test nothing about IPS",
+    }[profile]
+    lines = [
+        f"**Verdict ({profile} profile, {scale}):** of {len(evaluated)} claim(s), {summary}. "
+        f"A difference counts when it exceeds {Z_THRESHOLD:g} standard errors (binomial over the test "
+        "images, or the spread over repeats when larger); a task counts only when one arm beats "
+        f"chance by more than two standard errors and {100 * LEARNED_FLOOR:g} points.",
+        "",
+    ]
     if any(_single_seed(e) for e in evaluated):
-        lines[0] += (" A verdict marked *one seed* compares single training runs: its standard error covers "
-                     "the sampling of the test images, not the variation from one training seed to another, "
-                     "which this profile does not measure for that claim; read it as weak evidence.")
+        lines[0] += (
+            " A verdict marked *one seed* compares single training runs: its standard error covers "
+            "the sampling of the test images, not the variation from one training seed to another, "
+            "which this profile does not measure for that claim; read it as weak evidence."
+        )
     lines += [_sentence(i, item) for i, item in enumerate(evaluated, start=1)]
     return "\n".join(lines)

@@ -1,12 +1,12 @@
 """The STKIM chapters (E9-E11, X2): accuracy against the analytic survival of a salient patch."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from ipslib.analysis.stkim_survival import baseline_config, config_survival, n_iterations, survival_probability
 from ipslib.config import RunConfig
-from ipslib.analysis.stkim_survival import (baseline_config, config_survival, n_iterations,
-                                            survival_probability)
 from ipslib.engine.records import is_finished, read_metrics
 from ipslib.study.results import ExperimentResults
 
@@ -30,14 +30,23 @@ def survival_table(results: ExperimentResults) -> pd.DataFrame:
         base = baseline_config(cfg)
         accuracy = _mean_accuracy(spec.run_dir, cfg, tasks)
         base_acc = _mean_accuracy(spec.run_dir.parent / base.key(), base, tasks)
-        rows.append({
-            "run": spec.name.split("/", 1)[-1], "arm": cfg.stkim.stkim_mode if cfg.stkim.active else "none",
-            "K": cfg.stkim.stkim_k, "P": cfg.stkim.stkim_p, "N": cfg.n_patches, "M": cfg.ips.memory_size,
-            "I": cfg.ips.iter_size,
-            "n_iter": n_iterations(cfg.n_patches, cfg.ips.memory_size, cfg.ips.iter_size),
-            "survival": config_survival(cfg), "accuracy (%)": accuracy,
-            "baseline accuracy (%)": base_acc, "drop (points)": base_acc - accuracy,
-            "repeat": spec.repeat})
+        rows.append(
+            {
+                "run": spec.name.split("/", 1)[-1],
+                "arm": cfg.stkim.stkim_mode if cfg.stkim.active else "none",
+                "K": cfg.stkim.stkim_k,
+                "P": cfg.stkim.stkim_p,
+                "N": cfg.n_patches,
+                "M": cfg.ips.memory_size,
+                "I": cfg.ips.iter_size,
+                "n_iter": n_iterations(cfg.n_patches, cfg.ips.memory_size, cfg.ips.iter_size),
+                "survival": config_survival(cfg),
+                "accuracy (%)": accuracy,
+                "baseline accuracy (%)": base_acc,
+                "drop (points)": base_acc - accuracy,
+                "repeat": spec.repeat,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -50,15 +59,21 @@ def survival_figure(results: ExperimentResults, table: pd.DataFrame):
     fig = Figure(figsize=(9.6, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     grid = np.linspace(0, 1, 101)
-    settings = {(s.profile, s.config.n_patches, s.config.ips.memory_size, s.config.ips.iter_size)
-                for s in [*results.specs, *results.experiment.runs("paper")]}
+    settings = {
+        (s.profile, s.config.n_patches, s.config.ips.memory_size, s.config.ips.iter_size)
+        for s in [*results.specs, *results.experiment.runs("paper")]
+    }
     for profile, n, m, i in sorted(settings):
         curve = [survival_probability(n, m, i, p) for p in grid]
         left.plot(grid, curve, label=f"{profile}: N={n}, M={m}, I={i} ({n_iterations(n, m, i)} it.)")
     author = table[table["arm"] == "seed_selection"]
     left.scatter(author["P"], author["survival"], color="black", zorder=3, s=18, label="runs (author's arm)")
-    left.set(xlabel="masking probability P", ylabel="survival of a salient patch", ylim=(0, 1.02),
-             title="analytic survival (author's STKIM)")
+    left.set(
+        xlabel="masking probability P",
+        ylabel="survival of a salient patch",
+        ylim=(0, 1.02),
+        title="analytic survival (author's STKIM)",
+    )
     left.legend(fontsize=7)
     masked = table[table["arm"] != "none"]
     means = masked.groupby(["arm", "K", "P"], sort=False, as_index=False)[["survival", "accuracy (%)"]].mean()
@@ -69,6 +84,11 @@ def survival_figure(results: ExperimentResults, table: pd.DataFrame):
         sns.scatterplot(data=points, x="survival", y="accuracy (%)", hue="arm", style="arm", s=50, ax=right)
     else:
         right.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=right.transAxes)
-    right.set(xlabel="survival of a salient patch", ylabel="last-epoch test accuracy, mean of tasks (%)",
-              xlim=(-0.02, 1.05), ylim=(0, 100), title="measured accuracy")
+    right.set(
+        xlabel="survival of a salient patch",
+        ylabel="last-epoch test accuracy, mean of tasks (%)",
+        xlim=(-0.02, 1.05),
+        ylim=(0, 100),
+        title="measured accuracy",
+    )
     return fig
