@@ -7,11 +7,11 @@ PROFILE ?= cpu
 JOBS ?= 1
 STAMP := $(VENV)/.ipslib-installed
 
-.PHONY: help env test test-fast book results bench clean-book browser
+.PHONY: help env lint test test-fast book results bench clean-book browser
 
 help:
 	@echo "make book [PROFILE=cpu|smoke|paper]  run what is missing for PROFILE, then build the HTML book"
-	@echo "make test                            run the whole test suite (bootstraps .venv)"
+	@echo "make test                            lint (ruff) and run the whole test suite (bootstraps .venv)"
 	@echo "make bench                           run the benchmarks, results under outputs/benchmarks/"
 
 env: $(STAMP)
@@ -23,8 +23,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	TQDM_DISABLE=1 $(PY) -m pytest -q
+
+# ruff: the lint rules and the formatting of pyproject.toml's [tool.ruff]
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # The book's page test drives Debian's chromium; installed here when missing and we may use apt.
 browser:

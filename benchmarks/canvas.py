@@ -12,11 +12,8 @@ as a wall-clock median and as thread CPU time (less inflated when other processe
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -29,6 +26,8 @@ import torch
 from ipslib.config import MegapixelMNISTConfig
 from ipslib.data.megapixel_mnist import MegapixelMNIST, to_float
 from ipslib.model.patches import patchify
+from ipslib.system.files import atomic_write_json
+from ipslib.system.machine import machine_info
 
 PATCH = 50
 ORIGINAL_MS = {"generate_and_sparsify": 12.0, "densify_and_patchify": 16.0}  # the reference numbers
@@ -111,6 +110,7 @@ def summarise(watch: _Stopwatch, nonzeros: list[int], mem: dict[str, float], con
     wall = {k: statistics.median(v) for k, v in watch.wall.items()}
     cpu = {k: statistics.median(v) for k, v in watch.cpu.items()}
     per_item, per_item_cpu = _per_item(wall), _per_item(cpu)
+    info = machine_info()
     return {
         "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
         "patch_size": PATCH,
@@ -128,23 +128,12 @@ def summarise(watch: _Stopwatch, nonzeros: list[int], mem: dict[str, float], con
         "meets_reference_16ms": min(per_item["ours_fused"], per_item_cpu["ours_fused"])
         <= ORIGINAL_MS["densify_and_patchify"],
         "machine": {
-            "cpu_count": os.cpu_count(),
+            "cpu_count": info["cpu_count"],
             "torch_threads": torch.get_num_threads(),
             "load_average_1min": os.getloadavg()[0],
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "torch": torch.__version__,
-            "platform": platform.platform(),
+            **{k: info[k] for k in ("python", "numpy", "torch", "platform")},
         },
     }
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump(data, tmp, indent=2, default=str)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
 
 
 def _print_table(result: dict) -> None:
@@ -169,7 +158,7 @@ def _print_table(result: dict) -> None:
     print(
         f"fused <= original loading measured here: {result['meets_target_same_machine']}; "
         f"<= 16 ms reference: {result['meets_reference_16ms']} "
-        f"(1-min load average {result['machine']['load_average_1min']:.1f} on {os.cpu_count()} CPUs)"
+        f"(1-min load average {result['machine']['load_average_1min']:.1f} on {result['machine']['cpu_count']} CPUs)"
     )
 
 
@@ -192,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     watch, nonzeros = measure(ds, max(args.items, 20))
     result = summarise(watch, nonzeros, mem, config)
     result["noise_pool_build_ms_once"] = ms_pool
-    _write_json(args.out, result)
+    atomic_write_json(args.out, result, default=str)
     _print_table(result)
     print(f"wrote {args.out}")
     return result

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -157,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    from ipslib.engine.records import atomic_write_json
+    from ipslib.system.files import atomic_write_json
+    from ipslib.system.machine import machine_info
 
     produced = []
     for setting in SETTINGS:
@@ -175,15 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         for c in consumed
         if c["canvases_per_s"] and c["setting"] in best
     ]
+    info = machine_info()
     report = {
         "benchmark": "data_throughput",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": SETTINGS,
         "batch_size": BATCH,
         "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
+            **{k: info[k] for k in ("platform", "cpu_count", "python")},
             "load_average_1min": os.getloadavg()[0],
         },
         "production": produced,

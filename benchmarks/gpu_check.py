@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import resource
 import statistics
 import sys
 import time
@@ -63,6 +61,7 @@ def train_step_case(canvas: int, amp: str) -> dict[str, Any]:
     from ipslib.engine import runtime
     from ipslib.engine import training as engine
     from ipslib.model.ips import IPSNet
+    from ipslib.system.machine import peak_memory_mb
 
     cfg = step_config(canvas, amp)
     device = torch.device("cuda")
@@ -75,11 +74,11 @@ def train_step_case(canvas: int, amp: str) -> dict[str, Any]:
     times = []
     for i in range(WARMUP + TIMED_STEPS[canvas]):
         if i == WARMUP:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
+            runtime.synchronize(device)
+            runtime.reset_peak_memory(device)
         start = time.perf_counter()
         engine.train_step(net, optimizer, images, targets, ctx, lr=cfg.train.lr)
-        torch.cuda.synchronize()
+        runtime.synchronize(device)
         times.append(time.perf_counter() - start)
     timed = times[WARMUP:]
     return {
@@ -91,7 +90,7 @@ def train_step_case(canvas: int, amp: str) -> dict[str, Any]:
         "steps": len(timed),
         "ms_per_step": 1000 * statistics.median(timed),
         "ms_per_step_all": [1000 * t for t in timed],
-        "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
+        "peak_allocated_mib": peak_memory_mb(device),
         "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
     }
 
@@ -104,6 +103,7 @@ def inference_case(canvas: int) -> dict[str, Any]:
     from ipslib.data.mnist_patches import MegapixelPatchSource
     from ipslib.model.ips import IPSNet
     from ipslib.streaming.windows import skip_blank_patches
+    from ipslib.system.machine import peak_memory_mb
 
     cfg = case_config(canvas)
     torch.manual_seed(0)
@@ -124,9 +124,9 @@ def inference_case(canvas: int) -> dict[str, Any]:
         "n_noise": cfg.data.noise_count,
         "seconds": time.perf_counter() - start,
         "background_skipped": wrapper.skipped,
-        "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
+        "peak_allocated_mib": peak_memory_mb("cuda"),
         "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
-        "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "process_peak_rss_mb": peak_memory_mb(),
     }
 
 
@@ -147,15 +147,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from ipslib.engine.records import atomic_write_json
+    from ipslib.system.files import atomic_write_json
+    from ipslib.system.machine import machine_info
 
+    info = machine_info()
     report: dict[str, Any] = {
         "benchmark": "gpu_check",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "gpu": torch.cuda.get_device_name(0),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "python": platform.python_version(),
+        **{k: info[k] for k in ("gpu", "torch", "cuda", "python")},
         "results": [],
         "skipped": [],
     }

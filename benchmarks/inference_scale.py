@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -93,9 +92,9 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
 
     from benchmarks.train_step import PeakRSS
     from ipslib.data.megapixel_mnist import MegapixelMNIST
-    from ipslib.engine import runtime
     from ipslib.model.ips import IPSNet
     from ipslib.streaming.windows import skip_blank_patches
+    from ipslib.system.machine import peak_memory_mb
 
     torch.set_num_threads(case["threads"])
     cfg = case_config(case["canvas"])
@@ -128,7 +127,7 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": rss.peak / 2**20,
         "baseline_rss_mb": rss.baseline / 2**20,
         "rss_increase_mb": (rss.peak - rss.baseline) / 2**20,
-        "process_peak_mb": runtime.peak_memory_mb(torch.device("cpu")),
+        "process_peak_mb": peak_memory_mb(),
         "background_skipped": wrapper.skipped if wrapper is not None else None,
         "indices": sorted(selection.indices[0].tolist()),
         "majority_logits": logits["majority"][0].tolist(),
@@ -199,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    from ipslib.engine.records import atomic_write_json
+    from ipslib.system.files import atomic_write_json
+    from ipslib.system.machine import machine_info
 
     results = []
     for canvas in args.sizes:
@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 results.append(run_case(case))
             print(table(results[-1:]).splitlines()[-1], flush=True)
+    info = machine_info()
     streaming_goal = next((r for r in results if r["canvas"] == GOAL["canvas"] and r["mode"] == "streaming"), None)
     report = {
         "benchmark": "inference_scale",
@@ -235,9 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             "dense_limit_gb": args.dense_limit_gb,
         },
         "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
+            **{k: info[k] for k in ("platform", "cpu_count", "python")},
             "load_average_1min": os.getloadavg()[0],
         },
         "goal": {

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -97,6 +96,7 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     from ipslib.engine import runtime
     from ipslib.engine import training as engine
     from ipslib.model.ips import IPSNet
+    from ipslib.system.machine import peak_memory_mb
 
     cfg = case_config(case["canvas"], case["dedup_blank"], case["batch_size"], case["threads"])
     if cfg.train.threads:
@@ -129,7 +129,7 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
         "all_step_s": step_s,
         "peak_rss_mb": rss.peak / 2**20,
         "rss_increase_mb": (rss.peak - rss.baseline) / 2**20,
-        "process_peak_mb": runtime.peak_memory_mb(torch.device("cpu")),
+        "process_peak_mb": peak_memory_mb(),
         "first_indices": first,
     }
 
@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--canvas", type=int, nargs="+", default=None, help="canvas sides (default 1500 3000)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    from ipslib.engine.records import atomic_write_json
+    from ipslib.system.files import atomic_write_json
+    from ipslib.system.machine import machine_info
 
     load_start = os.getloadavg()[0]  # other processes on the cores inflate the wall times
     canvases = args.canvas or ([1500] if args.quick else [1500, 3000])
@@ -218,18 +219,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     comparison = compare(results)
+    info = machine_info()
     for result in results:
         del result["first_indices"]  # compared above; too bulky to keep
     report = {
         "benchmark": "train_step",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": _torch_version(),
-        },
+        "machine": {k: info[k] for k in ("platform", "cpu_count", "python", "torch")},
         "original": ORIGINAL,
         "results": results,
         "comparison": comparison,
@@ -241,12 +238,6 @@ def main(argv: list[str] | None = None) -> int:
         print("ERROR: the fast path selected other patches than the dense mode", file=sys.stderr)
         return 1
     return 0
-
-
-def _torch_version() -> str:
-    import torch
-
-    return torch.__version__
 
 
 if __name__ == "__main__":

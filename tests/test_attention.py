@@ -8,7 +8,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ipslib.analysis import attention
+from ipslib.analysis import attention, attention_plots
 from ipslib.config import RunConfig
 from ipslib.model.ips import IPSNet
 
@@ -150,6 +150,14 @@ def test_figures():
     maps = attention.compute_maps(known_model(cfg), cfg, image())
     canvas = (image()[0].numpy() * 255).astype(np.uint8)
     boxes = np.array([[8, 16, 8, 8]])
-    fig = attention.plot_maps(canvas, maps, boxes=boxes, title="t")
-    assert isinstance(fig, Figure) and sum(ax.get_visible() for ax in fig.axes) >= 5
-    assert isinstance(attention.plot_placement(canvas, maps, boxes=boxes), Figure)
+    fig = attention_plots.plot_maps(canvas, maps, boxes=boxes, title="t")
+    assert isinstance(fig, Figure) and fig.get_suptitle() == "t"
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title()[:3] for ax in panels] == ["(a)"] + ["(b)"] * 4  # selection, then one per task
+    assert all(len(ax.collections[0].get_paths()) == 3 for ax in panels)  # the M = 3 kept patches
+    assert len([ax for ax in fig.axes if ax.get_label() == "<colorbar>"]) == 2
+    placement = attention_plots.plot_placement(canvas, maps, boxes=boxes)
+    assert [ax.get_title() for ax in placement.axes[:2]] == [
+        "grid indices (ipslib)",
+        "shuffled positions as cells (author's script)",
+    ]

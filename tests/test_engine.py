@@ -62,6 +62,18 @@ def test_two_epoch_run_writes_every_file(tmp_path):
             for values in block[split].values():
                 assert set(values) == {"accuracy", "loss"} and 0 <= values["accuracy"] <= 1 and values["loss"] > 0
     assert metrics["last"]["epoch"] == 2
+    import numpy
+    import torch
+    import torchvision
+
+    assert metrics["versions"] == {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "python": metrics["versions"]["python"],
+    }
+    assert set(metrics["code"]) == {"commit", "dirty"}
+    assert metrics["code"]["commit"] is None or len(metrics["code"]["commit"]) == 40
     eff = metrics["efficiency"]
     assert eff["device"] == "cpu" and eff["ms_per_batch"] > 0 and eff["peak_memory_mb"] > 0
     history = records.read_history(tmp_path)

@@ -55,7 +55,7 @@ def test_positions_pair_profiles(experiments):
 def test_grid_values_may_be_mappings(tmp_path):
     (tmp_path / "params").mkdir()
     (tmp_path / "book" / "templates").mkdir(parents=True)
-    (tmp_path / "book" / "templates" / "experiment.ipynb").write_text("{}")
+    (tmp_path / "book" / "templates" / "experiment.md").write_text("")
     (tmp_path / "params" / "_defaults.yaml").write_text("mnist: {smoke: {}, cpu: {}, paper: {}}\n")
     path = tmp_path / "params" / "x.yaml"
     path.write_text(
@@ -82,7 +82,7 @@ def test_grid_values_may_be_mappings(tmp_path):
 )
 def test_bad_params_files_fail_clearly(tmp_path, body, fragment):
     (tmp_path / "book" / "templates").mkdir(parents=True)
-    (tmp_path / "book" / "templates" / "experiment.ipynb").write_text("{}")
+    (tmp_path / "book" / "templates" / "experiment.md").write_text("")
     path = tmp_path / "bad.yaml"
     path.write_text(body)
     with pytest.raises(ConfigError) as err:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from ipslib.config import ConfigError, MegapixelMNISTConfig
 from ipslib.data import MegapixelMNIST, mnist, noise
 from ipslib.data import megapixel_mnist as mm
+from ipslib.data.mnist_canvas import digit_bank
 from ipslib.data.resize import area_resize, area_weights
 
 PINNED = {"integer": "1fe7ad78686f4aa3", "antialiased": "946d675a048b9f62", "lines": "bf790051aa9fd2f4"}
@@ -111,14 +112,14 @@ def test_train_and_test_use_their_own_mnist_split(monkeypatch):
         return np.full((200, 28, 28), 1 if split == "train" else 2, np.uint8), labels
 
     monkeypatch.setattr(mnist, "load_mnist", fake_load)
-    mm._digit_bank.cache_clear()
+    digit_bank.cache_clear()
     try:
         cfg = dict(SMALL, digit_source="mnist", n_noise=0)
         for split, value in (("train", 1), ("test", 2)):
             s = MegapixelMNIST(cfg, split)[0]
             assert set(np.unique(s.image)) == {0, value}
     finally:
-        mm._digit_bank.cache_clear()
+        digit_bank.cache_clear()
 
 
 def test_indexing_and_length():

@@ -37,3 +37,15 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make book" in readme
+
+
+def test_py_typed_is_shipped():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["ipslib"]
+    assert (ROOT / "ipslib" / "py.typed").is_file()
+
+
+def test_make_test_runs_ruff():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test:.*\blint\b", makefile, re.M)
+    assert "ruff check" in makefile and "ruff format --check" in makefile

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,6 +60,19 @@ def test_predict_mnist_canvas_writes_json_and_png(run_dir, tmp_path, capsys):
     )
     assert (out / "attention.png").stat().st_size > 1000
     assert "prediction.json" in capsys.readouterr().out
+
+
+def test_predict_reads_the_checkpoint_once(run_dir, tmp_path, monkeypatch):
+    loads = []
+    real_load = torch.load
+
+    def counting_load(*args, **kwargs):
+        loads.append(args[0])
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    assert main(["predict", str(run_dir), "--mnist-index", "1", "--out", str(tmp_path / "once")]) == 0
+    assert [Path(p).name for p in loads] == ["checkpoint.pt"]
 
 
 def _data() -> dict:

@@ -1,38 +1,18 @@
-"""Run-directory records: atomic writes, config round trip and conflicts, metrics summary shape."""
+"""Run-directory records: config round trip and conflicts, metrics summary shape (atomic writes: test_system)."""
 
 import json
 import math
-import os
 
 import pytest
 
 from ipslib.config import RunConfig
 from ipslib.engine import records
+from ipslib.system.files import atomic_write_json
 
 
 def _cfg(**changes):
     base = dict(canvas_size=200, digit_size=28, n_train=4, n_test=2, digit_source="sample", patch_size=20, epochs=2)
     return RunConfig.from_flat({**base, **changes})
-
-
-def test_atomic_writes_replace_and_leave_no_temp_files(tmp_path):
-    records.atomic_write_text(tmp_path / "a.txt", "one")
-    records.atomic_write_text(tmp_path / "a.txt", "two")
-    records.atomic_write_json(tmp_path / "sub" / "b.json", {"x": [1, 2]})
-    assert (tmp_path / "a.txt").read_text() == "two"
-    assert json.loads((tmp_path / "sub" / "b.json").read_text()) == {"x": [1, 2]}
-    assert sorted(os.listdir(tmp_path)) == ["a.txt", "sub"]
-    umask = os.umask(0)
-    os.umask(umask)
-    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
-
-
-def test_failed_write_keeps_the_old_file(tmp_path):
-    records.atomic_write_text(tmp_path / "a.json", "old")
-    with pytest.raises(TypeError):
-        records.atomic_write_json(tmp_path / "a.json", {"x": object()})
-    assert (tmp_path / "a.json").read_text() == "old"
-    assert os.listdir(tmp_path) == ["a.json"]
 
 
 def test_config_round_trip_with_key_in_header(tmp_path):
@@ -81,7 +61,7 @@ def test_history_round_trip_and_finished(tmp_path):
     run = records.load_run(tmp_path)
     assert list(run.history.columns[:2]) == ["epoch", "lr"] and math.isnan(run.history["test/diversity"][0])
     assert not run.finished and not records.is_finished(tmp_path)
-    records.atomic_write_json(tmp_path / records.METRICS_FILE, {"finished": True, "config_key": cfg.key()})
+    atomic_write_json(tmp_path / records.METRICS_FILE, {"finished": True, "config_key": cfg.key()})
     assert records.is_finished(tmp_path) and records.is_finished(tmp_path, cfg)
     assert not records.is_finished(tmp_path, _cfg(lr=0.5))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ipslib.engine.records import atomic_write_json, summarise, write_config, write_history
+from ipslib.engine.records import summarise, write_config, write_history
+from ipslib.system.files import atomic_write_json
 
 DEFAULTS = """
 traffic:
@@ -40,7 +41,7 @@ profiles:
 def project(tmp_path, monkeypatch):
     (tmp_path / "params").mkdir()
     (tmp_path / "book" / "templates").mkdir(parents=True)
-    (tmp_path / "book" / "templates" / "experiment.ipynb").write_text("{}")
+    (tmp_path / "book" / "templates" / "experiment.md").write_text("")
     (tmp_path / "params" / "_defaults.yaml").write_text(DEFAULTS)
     (tmp_path / "params" / "patches.yaml").write_text(PATCHES)
     (tmp_path / "params" / "sizes.yaml").write_text(SIZES)

@@ -104,3 +104,48 @@ def test_fingerprint_refuses_a_package_it_cannot_find():
 
     with pytest.raises(ModuleNotFoundError, match="ipslib.no_such_package"):
         package_files(("ipslib.no_such_package",))
+
+
+TEMPLATES = sorted(p.stem for p in (ROOT / "book" / "templates").glob("*.md"))
+
+
+def test_every_params_file_names_a_markdown_template():
+    from ipslib.study.experiments import load_experiments
+    from ipslib.study.runner import template_path
+
+    used = {exp.notebook for exp in load_experiments(ROOT).values()} | {"status"}
+    assert used == set(TEMPLATES)
+    assert all(template_path(name).suffix == ".md" for name in used)
+
+
+def test_missing_template_names_the_file(project):
+    from ipslib.study.runner import template_path
+
+    with pytest.raises(FileNotFoundError, match=r"book/templates/nope\.md not found"):
+        template_path("nope")
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_templates_read_as_stable_v4_notebooks(name):
+    """Each template: a typed parameters cell hidden from the book, stable ids, nothing of jupytext left."""
+    from ipslib.study.runner import read_template
+
+    notebook = read_template(name)
+    assert notebook.nbformat == 4 and notebook.metadata["kernelspec"]["name"] == "python3"
+    assert "jupytext" not in notebook.metadata
+    assert [cell.id for cell in notebook.cells] == [f"cell-{i}" for i in range(len(notebook.cells))]
+    assert nbformat.writes(read_template(name)) == nbformat.writes(notebook)
+    nbformat.validate(notebook)
+    (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert "remove-cell" in parameters.metadata["tags"] and 'profile: str = "' in parameters.source
+    assert all(c.metadata.get("tags") for c in notebook.cells if c.cell_type == "code")  # every code cell hidden
+
+
+def test_prepare_notebook_puts_the_experiment_header_in_the_title_cell():
+    from ipslib.study.experiments import load_experiments
+    from ipslib.study.runner import prepare_notebook
+
+    experiment = load_experiments(ROOT)["mnist_stkim_p"]
+    notebook = prepare_notebook(experiment)
+    assert notebook.cells[0].source.startswith(f"# {experiment.title}\n")
+    assert not any("title" in c.metadata.get("tags", []) for c in notebook.cells)

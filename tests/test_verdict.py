@@ -46,7 +46,7 @@ traffic:
 def experiment(tmp_path):
     (tmp_path / "params").mkdir()
     (tmp_path / "book" / "templates").mkdir(parents=True)
-    (tmp_path / "book" / "templates" / "experiment.ipynb").write_text("{}")
+    (tmp_path / "book" / "templates" / "experiment.md").write_text("")
     (tmp_path / "params" / "_defaults.yaml").write_text(DEFAULTS)
     (tmp_path / "params" / "x.yaml").write_text(PARAMS)
     return load_experiment(tmp_path / "params" / "x.yaml", root=tmp_path)

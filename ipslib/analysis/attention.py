@@ -9,8 +9,8 @@ Two different quantities, both drawn on the patch grid (spec §1.5, §10):
 
 Indices are always the original row-major grid indices. :func:`author_style_grid` reproduces the
 misplacement of the author's plotting scripts when shuffling is on (they treat positions in the shuffled
-order as grid cells), so the book can show the difference. Figures are built on
-:class:`matplotlib.figure.Figure` (no pyplot state).
+order as grid cells), so the book can show the difference. The figures are in
+:mod:`ipslib.analysis.attention_plots`.
 
 Legend: N patches, M kept patches, T task tokens, H heads.
 """
@@ -24,10 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from ipslib.config import RunConfig
-from ipslib.data.display import max_downsample
 from ipslib.engine.records import CHECKPOINT_FILE
 
 __all__ = [
@@ -41,8 +39,6 @@ __all__ = [
     "score_density",
     "score_summary",
     "object_overlap",
-    "plot_maps",
-    "plot_placement",
 ]
 
 
@@ -116,10 +112,9 @@ def load_trained(run_dir: str | Path) -> tuple[Any, RunConfig]:
 
 
 def _display_dataset(cfg: RunConfig, split: str) -> Any:
-    from ipslib.data import MegapixelMNIST, SyntheticTraffic, TrafficSigns
+    from ipslib.data.registry import entry
 
-    classes = {"megapixel_mnist": MegapixelMNIST, "synthetic_traffic": SyntheticTraffic, "traffic_signs": TrafficSigns}
-    return classes[cfg.dataset](cfg.data, split)
+    return entry(cfg.dataset).open(cfg.data, split)
 
 
 def load_example(cfg: RunConfig, index: int = 0, *, split: str = "test", with_object: bool = False) -> Example:
@@ -255,123 +250,3 @@ def object_overlap(grid: np.ndarray, boxes: np.ndarray, *, patch_size: int, stri
         "blind_share": k / n,
         "p_value": float(tail),
     }
-
-
-def _draw_panel(
-    ax,
-    thumb: np.ndarray,
-    extent: tuple,
-    cells: np.ndarray,
-    values: np.ndarray,
-    maps: AttentionMaps,
-    boxes: np.ndarray | None,
-    norm,
-    cmap: str,
-    title: str,
-) -> None:
-    from matplotlib.collections import PatchCollection
-    from matplotlib.patches import Rectangle
-
-    ax.imshow(thumb, cmap="gray" if thumb.ndim == 2 else None, extent=extent, interpolation="nearest")
-    rows, cols = np.divmod(np.asarray(cells), maps.grid_shape[1])
-    squares = [
-        Rectangle((c * maps.stride, r * maps.stride), maps.patch_size, maps.patch_size) for r, c in zip(rows, cols)
-    ]
-    collection = PatchCollection(squares, cmap=cmap, norm=norm, alpha=0.6, linewidths=0)
-    collection.set_array(np.asarray(values, dtype=float))
-    ax.add_collection(collection)
-    for r, c, h, w in np.asarray(boxes).reshape(-1, 4) if boxes is not None else []:
-        ax.add_patch(Rectangle((c, r), w, h, fill=False, edgecolor="red", linewidth=1.0))
-    ax.set(xlim=extent[:2], ylim=extent[2:], xticks=[], yticks=[])
-    ax.set_title(title, fontsize=9)
-
-
-def _thumbnail(image: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple]:
-    height, width = image.shape[:2]
-    thumb = max_downsample(np.asarray(image), max(1, math.ceil(max(height, width) / max_side)))
-    return thumb, (0, width, height, 0)
-
-
-def plot_maps(
-    image_uint8: np.ndarray,
-    maps: AttentionMaps,
-    *,
-    boxes: np.ndarray | None = None,
-    max_side: int = 800,
-    title: str = "",
-) -> Figure:
-    """The image (max-pooled thumbnail) with (a) the kept patches' selection scores and (b) the
-    aggregation attention of each task token as coloured squares, one colour bar each; boxes in red."""
-    from matplotlib.colors import Normalize
-
-    thumb, extent = _thumbnail(image_uint8, max_side)
-    n_panels = 1 + len(maps.task_names)
-    ncols = min(n_panels, 3)
-    nrows = math.ceil(n_panels / ncols)
-    aspect = extent[2] / extent[1]
-    fig = Figure(figsize=(3.4 * ncols + 0.8, 3.4 * nrows * aspect + 0.7), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    sel_norm = Normalize(float(maps.selection_scores.min()), float(maps.selection_scores.max()) + 1e-12)
-    _draw_panel(
-        axes[0],
-        thumb,
-        extent,
-        maps.indices,
-        maps.selection_scores,
-        maps,
-        boxes,
-        sel_norm,
-        "viridis",
-        f"(a) selection scores of the {len(maps.indices)} kept patches",
-    )
-    fig.colorbar(axes[0].collections[0], ax=axes[0], shrink=0.8)
-    agg_norm = Normalize(0.0, float(maps.aggregation.max()) + 1e-12)
-    for t, task in enumerate(maps.task_names):
-        _draw_panel(
-            axes[1 + t],
-            thumb,
-            extent,
-            maps.indices,
-            maps.aggregation[t],
-            maps,
-            boxes,
-            agg_norm,
-            "magma",
-            f"(b) aggregation attention: {task} (pred. {maps.predictions[task]})",
-        )
-    fig.colorbar(axes[1].collections[0], ax=list(axes[1:n_panels]), shrink=0.8, label="attention (mean of heads)")
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def plot_placement(
-    image_uint8: np.ndarray,
-    maps: AttentionMaps,
-    *,
-    boxes: np.ndarray | None = None,
-    max_side: int = 600,
-    title: str = "",
-) -> Figure:
-    """Two panels: selection scores at their true cells, and where the author's script would put them."""
-    from matplotlib.colors import Normalize
-
-    thumb, extent = _thumbnail(image_uint8, max_side)
-    aspect = extent[2] / extent[1]
-    fig = Figure(figsize=(7.6, 3.6 * aspect + 0.7), layout="constrained")
-    axes = fig.subplots(1, 2)
-    norm = Normalize(float(maps.selection_scores.min()), float(maps.selection_scores.max()) + 1e-12)
-    author = author_style_grid(maps)
-    cells = np.flatnonzero(~np.isnan(author.ravel()))
-    panels = [
-        (maps.indices, maps.selection_scores, "grid indices (ipslib)"),
-        (cells, author.ravel()[cells], "shuffled positions as cells (author's script)"),
-    ]
-    for ax, (where, values, name) in zip(axes, panels):
-        _draw_panel(ax, thumb, extent, where, values, maps, boxes, norm, "viridis", name)
-    fig.colorbar(axes[0].collections[0], ax=list(axes), shrink=0.8, label="selection score")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig

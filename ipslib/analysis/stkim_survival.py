@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ipslib.config.options import STKIMSampling, choice_error
+
 if TYPE_CHECKING:
     from ipslib.config import RunConfig
 
@@ -67,7 +69,7 @@ def mask_probability(p: float, *, k: int | None = None, sampling: str = "bernoul
         if not k:
             raise ValueError("sampling='exact_fraction' needs k >= 1")
         return math.floor(k * p) / k
-    raise ValueError(f"sampling={sampling!r} is not valid; choose 'bernoulli' or 'exact_fraction'")
+    raise ValueError(choice_error("sampling", sampling, STKIMSampling))
 
 
 def survival_by_position(n_patches: int, memory_size: int, iter_size: int, p: float) -> np.ndarray:

@@ -12,15 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ipslib.config import ConfigError, RunConfig
+from ipslib.config import ConfigError, RunConfig, Split, choices
 
 __all__ = ["register", "fetch", "show", "open_dataset"]
-
-_DATASET_CLASSES = {
-    "megapixel_mnist": "MegapixelMNIST",
-    "synthetic_traffic": "SyntheticTraffic",
-    "traffic_signs": "TrafficSigns",
-}
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +32,7 @@ def register(subparsers: Any) -> None:
 
     show_parser = sub.add_parser("show", help="draw one sample with its boxes and labels into a PNG")
     show_parser.add_argument("params", type=Path, help="params YAML (flat run parameters; `dataset` picks it)")
-    show_parser.add_argument("--split", choices=["train", "test"], default="test")
+    show_parser.add_argument("--split", choices=choices(Split), default="test")
     show_parser.add_argument("--index", type=int, default=0, help="sample index (default 0)")
     show_parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
     show_parser.add_argument(
@@ -64,11 +58,11 @@ def fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_dataset(cfg: RunConfig, split: str) -> Any:
+def open_dataset(cfg: RunConfig, split: Split) -> Any:
     """The run's dataset object (the one with ``display``), imported lazily."""
-    import ipslib.data
+    from ipslib.data.registry import entry
 
-    return getattr(ipslib.data, _DATASET_CLASSES[cfg.dataset])(cfg.data, split)
+    return entry(cfg.dataset).open(cfg.data, split)
 
 
 def show(args: argparse.Namespace) -> int:

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ipslib.config import DigitSource, Split, choices
+
+if TYPE_CHECKING:
+    from ipslib.config import RunConfig
+    from ipslib.engine.predict import Prediction
+    from ipslib.streaming.windows import WindowSource
 
 __all__ = ["register", "run"]
 
@@ -36,10 +43,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--digit-source",
-        choices=["mnist", "sample"],
+        choices=choices(DigitSource),
         help="with --mnist-index: digits from full MNIST or the sample shipped with ipslib (default: the model's)",
     )
-    parser.add_argument("--split", choices=["train", "test"], default="test")
+    parser.add_argument("--split", choices=choices(Split), default="test")
     parser.add_argument(
         "--min-foreground",
         type=float,
@@ -60,48 +67,71 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run(args: argparse.Namespace) -> int:
+    """Read the checkpoint once, classify the image, write ``prediction.json`` and ``attention.png``."""
     import torch
 
     from ipslib.config import ConfigError
-    from ipslib.engine.predict import draw_attention_map, image_source, load_model, mnist_source, predict
-    from ipslib.engine.records import atomic_write_json
+    from ipslib.engine.predict import load_model, predict
+    from ipslib.system.files import atomic_write_json
 
     if args.image is not None and (args.canvas or args.n_noise is not None or args.digit_source):
         raise ConfigError("--canvas, --n-noise and --digit-source go with --mnist-index, not --image")
     if args.threads:
         torch.set_num_threads(args.threads)
-    _, cfg = load_model(args.checkpoint)
-    if args.image is not None:
-        source, layout = image_source(cfg, args.image), None
-        name, described = args.image.stem, {"image": str(args.image)}
-    else:
-        source, layout = mnist_source(
-            cfg,
-            args.mnist_index,
-            canvas=args.canvas,
-            split=args.split,
-            n_noise=args.n_noise,
-            digit_source=args.digit_source,
-        )
-        name = f"mnist_{args.split}{args.mnist_index}_{source.height}"
-        described = {
-            "mnist": {
-                "split": args.split,
-                "index": args.mnist_index,
-                "canvas_size": source.height,
-                "n_noise": int(len(layout.noise_patterns)),
-            }
-        }
     net, cfg = load_model(args.checkpoint)
+    source, layout, name, described = _source(args, cfg)
     result = predict(net, cfg, source, min_foreground=args.min_foreground, seed=args.seed)
     out = args.out or Path("outputs") / "predictions" / name
+    report = _report(args, cfg, source, result, described, layout)
+    atomic_write_json(out / "prediction.json", report)
+    truth = f"  true: {report['true_labels']}" if layout is not None else ""
+    title = f"{name}: " + ", ".join(f"{t}={v.get('class', v.get('present'))}" for t, v in result.tasks.items())
+    _draw(source, result, title).savefig(out / "attention.png", dpi=110)
+    print(f"{name}: {title.split(': ', 1)[1]}{truth}")
+    print(
+        f"{source.n_patches} patches ({result.skipped} background encodings skipped) in {result.seconds:.1f} s, "
+        f"peak RSS {report['peak_rss_mb']:.0f} MB; wrote {out / 'prediction.json'} and {out / 'attention.png'}"
+    )
+    return 0
+
+
+def _source(args: argparse.Namespace, cfg: RunConfig) -> tuple[WindowSource, Any, str, dict[str, Any]]:
+    """(patch source, canvas layout or None, output name, what the report says about the input)."""
+    from ipslib.engine.predict import image_source, mnist_source
+
+    if args.image is not None:
+        return image_source(cfg, args.image), None, args.image.stem, {"image": str(args.image)}
+    source, layout = mnist_source(
+        cfg,
+        args.mnist_index,
+        canvas=args.canvas,
+        split=args.split,
+        n_noise=args.n_noise,
+        digit_source=args.digit_source,
+    )
+    described = {
+        "mnist": {
+            "split": args.split,
+            "index": args.mnist_index,
+            "canvas_size": source.height,
+            "n_noise": int(len(layout.noise_patterns)),
+        }
+    }
+    return source, layout, f"mnist_{args.split}{args.mnist_index}_{source.height}", described
+
+
+def _report(
+    args: argparse.Namespace,
+    cfg: RunConfig,
+    source: WindowSource,
+    result: Prediction,
+    described: dict[str, Any],
+    layout: Any,
+) -> dict[str, Any]:
+    """The ``prediction.json`` content (peak RSS read now, after the prediction)."""
+    from ipslib.system.machine import peak_memory_mb
+
     report = {
         "checkpoint": str(args.checkpoint),
         **described,
@@ -116,14 +146,18 @@ def run(args: argparse.Namespace) -> int:
         "background_encodings_skipped": result.skipped,
         "min_foreground": args.min_foreground,
         "seconds": result.seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_memory_mb(),
     }
     if layout is not None:
         report["true_labels"] = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in layout.labels.items()}
-    atomic_write_json(out / "prediction.json", report)
-    truth = f"  true: {report['true_labels']}" if layout is not None else ""
-    title = f"{name}: " + ", ".join(f"{t}={v.get('class', v.get('present'))}" for t, v in result.tasks.items())
-    fig = draw_attention_map(
+    return report
+
+
+def _draw(source: WindowSource, result: Prediction, title: str):
+    """The attention map over the source's thumbnail."""
+    from ipslib.engine.predict import draw_attention_map
+
+    return draw_attention_map(
         source.thumbnail(0),
         result,
         image_shape=(source.height, source.width),
@@ -131,10 +165,3 @@ def run(args: argparse.Namespace) -> int:
         stride=source.stride,
         title=title,
     )
-    fig.savefig(out / "attention.png", dpi=110)
-    print(f"{name}: {title.split(': ', 1)[1]}{truth}")
-    print(
-        f"{source.n_patches} patches ({result.skipped} background encodings skipped) in {result.seconds:.1f} s, "
-        f"peak RSS {report['peak_rss_mb']:.0f} MB; wrote {out / 'prediction.json'} and {out / 'attention.png'}"
-    )
-    return 0

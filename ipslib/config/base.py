@@ -3,15 +3,29 @@ mapping, and YAML reading that names the file in every error."""
 
 from __future__ import annotations
 
+import functools
+import numbers
 import re
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["ConfigError", "TaskSpec", "build", "to_dict", "load_yaml_mapping", "yaml_number", "check_keys"]
+from ipslib.config.options import TaskKind
+
+__all__ = [
+    "ConfigError",
+    "TaskSpec",
+    "build",
+    "to_dict",
+    "load_yaml_mapping",
+    "yaml_number",
+    "check_keys",
+    "check_options",
+    "literal_values",
+]
 
 
 class ConfigError(ValueError):
@@ -34,18 +48,66 @@ def _within(name: str, value: float, low: float, high: float) -> None:
         raise ConfigError(f"{name}={value!r} is out of range; it must be in [{low}, {high}]")
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved field annotations of a dataclass (``from __future__ import annotations`` makes them strings)."""
+    return typing.get_type_hints(cls)
+
+
+def literal_values(annotation: Any) -> tuple[Any, ...] | None:
+    """The values of a ``Literal`` annotation, also of one inside a union (``X | None``, ``int | Literal[...]``);
+    None when the annotation holds no Literal."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        found = [v for arg in typing.get_args(annotation) for v in literal_values(arg) or ()]
+        return tuple(found) or None
+    return None
+
+
+def check_options(obj: Any, *, where: str = "") -> None:
+    """Every ``Literal``-typed field of the dataclass ``obj`` holds one of the annotation's values.
+
+    A field typed as a union (``STKIMSampling | None``, ``int | NoiseRule``) may also hold a value of its
+    other members; anything else is a ConfigError naming the field and its valid values."""
+    for name, annotation in _hints(type(obj)).items():
+        values = literal_values(annotation)
+        if values is None:
+            continue
+        value = getattr(obj, name)
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        others = [a for a in typing.get_args(annotation) if typing.get_origin(a) is not Literal] if union else []
+        if any(value == v and type(value) is type(v) for v in values) or any(_type_ok(value, a) for a in others):
+            continue
+        alternatives = " or ".join("None" if a is type(None) else a.__name__ for a in others)
+        raise ConfigError(
+            f"{where + ': ' if where else ''}{name}={value!r} is not valid; choose one of "
+            f"{', '.join(map(repr, values))}{f' (or {alternatives})' if alternatives else ''}"
+        )
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One prediction task: ``kind`` is ``multiclass`` (softmax, CE) or ``multilabel`` (sigmoid, BCE)."""
 
     n_classes: int
-    kind: str
+    kind: TaskKind
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, numbers.Integral):
+            raise ConfigError(f"TaskSpec: n_classes={self.n_classes!r} has the wrong type; expected an int >= 1")
+        if self.n_classes < 1:
+            raise ConfigError(f"TaskSpec: n_classes={self.n_classes!r} is out of range; it must be >= 1")
+        check_options(self, where="TaskSpec")
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if origin is Literal:  # the type only: which value is valid is checked by check_options in __post_init__
+        return any(type(value) is type(v) for v in typing.get_args(annotation))
     if annotation is type(None):
         return value is None
     if annotation is bool:
@@ -73,7 +135,7 @@ def _coerce(value: Any, annotation: Any) -> Any:
 
 def build(cls: type, mapping: Mapping[str, Any], *, where: str = "config") -> Any:
     """Build a config dataclass from a mapping, rejecting unknown keys and wrong types with clear errors."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(mapping) - set(names))
     if unknown:
@@ -88,7 +150,7 @@ def build(cls: type, mapping: Mapping[str, Any], *, where: str = "config") -> An
 
 def to_dict(obj: Any) -> dict[str, Any]:
     """Field values in plain YAML/JSON types, numbers normalised to their annotated type."""
-    hints = typing.get_type_hints(type(obj))
+    hints = _hints(type(obj))
     out = {}
     for f in fields(obj):
         value = _coerce(getattr(obj, f.name), hints[f.name])

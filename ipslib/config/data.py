@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ipslib.config.base import ConfigError, TaskSpec, _at_least, _choice, _within
+from ipslib.config.base import ConfigError, TaskSpec, _at_least, _choice, _within, check_options
+from ipslib.config.options import (
+    DatasetName,
+    DigitSource,
+    NoiseRule,
+    NoiseType,
+    Split,
+    SubsetMode,
+    ThicknessMode,
+    TrainSet,
+    choices,
+)
 
 __all__ = [
     "MNIST_TASKS",
@@ -40,18 +51,18 @@ class MegapixelMNISTConfig:
     canvas_size: int = 1500
     digit_size: int = 28
     noise_size: int | None = None
-    n_noise: int | str = 50
-    noise_type: str = "bezier"
+    n_noise: int | NoiseRule = 50
+    noise_type: NoiseType = "bezier"
     noise_thickness: float = 1.0
-    thickness_mode: str = "integer"
+    thickness_mode: ThicknessMode = "integer"
     n_train: int = 5000
     n_test: int = 1000
     data_seed: int = 0
-    digit_source: str = "mnist"
+    digit_source: DigitSource = "mnist"
 
     def __post_init__(self) -> None:
+        check_options(self)  # digit_source, n_noise's rule name, noise_type, thickness_mode
         _at_least("digit_size", self.digit_size, 1)
-        _choice("digit_source", self.digit_source, ["mnist", "sample"])
         if self.canvas_size < 5 * self.digit_size:
             raise ConfigError(
                 f"canvas_size={self.canvas_size} is too small for five non-overlapping digits of "
@@ -59,16 +70,12 @@ class MegapixelMNISTConfig:
             )
         if self.noise_size is not None:
             _within("noise_size", self.noise_size, 1, self.canvas_size)
-        if isinstance(self.n_noise, str):
-            _choice("n_noise", self.n_noise, ["o2i_rule"])
-        else:
+        if not isinstance(self.n_noise, str):
             _at_least("n_noise", self.n_noise, 0)
         if self.n_noise == "o2i_rule" and self.noise_count < 0:
             raise ConfigError(f"n_noise='o2i_rule' gives a negative count for digit_size={self.digit_size}")
-        _choice("noise_type", self.noise_type, ["bezier", "lines"])
         if not self.noise_thickness > 0:
             raise ConfigError(f"noise_thickness={self.noise_thickness!r} is out of range; it must be > 0")
-        _choice("thickness_mode", self.thickness_mode, ["integer", "antialiased"])
         if self.thickness_mode == "integer" and int(self.noise_thickness) < 1:
             raise ConfigError(
                 f"noise_thickness={self.noise_thickness!r} draws nothing with thickness_mode="
@@ -102,8 +109,8 @@ class MegapixelMNISTConfig:
     def tasks(self) -> dict[str, TaskSpec]:
         return dict(MNIST_TASKS)
 
-    def n_items(self, split: str) -> int:
-        _choice("split", split, ["train", "test"])
+    def n_items(self, split: Split) -> int:
+        _choice("split", split, choices(Split))
         return self.n_train if split == "train" else self.n_test
 
 
@@ -117,8 +124,8 @@ class TrafficSignsConfig:
 
     root: str = ""
     subset_fraction: float = 0.25
-    subset_mode: str = "first_k"
-    train_set: str = "Set1"
+    subset_mode: SubsetMode = "first_k"
+    train_set: TrainSet = "Set1"
     image_height: int = 1200
     image_width: int = 1600
     augment: bool = True
@@ -127,8 +134,7 @@ class TrafficSignsConfig:
     def __post_init__(self) -> None:
         if not 0 < self.subset_fraction <= 1:
             raise ConfigError(f"subset_fraction={self.subset_fraction!r} is out of range; it must be in (0, 1]")
-        _choice("subset_mode", self.subset_mode, ["first_k", "stratified_random"])
-        _choice("train_set", self.train_set, ["Set1", "Set2"])
+        check_options(self)  # subset_mode, train_set
         _at_least("image_height", self.image_height, 1)
         _at_least("image_width", self.image_width, 1)
         _at_least("data_seed", self.data_seed, 0)
@@ -194,13 +200,12 @@ class SyntheticTrafficConfig:
     def tasks(self) -> dict[str, TaskSpec]:
         return dict(TRAFFIC_TASKS)
 
-    def n_items(self, split: str) -> int:
-        _choice("split", split, ["train", "test"])
+    def n_items(self, split: Split) -> int:
+        _choice("split", split, choices(Split))
         return self.n_train if split == "train" else self.n_test
 
 
-DATASETS: dict[str, type] = {
-    "megapixel_mnist": MegapixelMNISTConfig,
-    "traffic_signs": TrafficSignsConfig,
-    "synthetic_traffic": SyntheticTrafficConfig,
-}
+DATASETS: dict[str, type] = dict(
+    zip(choices(DatasetName), (MegapixelMNISTConfig, TrafficSignsConfig, SyntheticTrafficConfig), strict=True)
+)
+"""Dataset name (the ``dataset`` key, :data:`~ipslib.config.options.DatasetName`) -> its data config class."""

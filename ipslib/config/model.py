@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ipslib.config.base import ConfigError, _at_least, _choice, _within
+from ipslib.config.base import ConfigError, _at_least, _choice, _within, check_options
+from ipslib.config.options import (
+    Amp,
+    Arch,
+    DeviceKind,
+    DiversityTarget,
+    ModelArchitecture,
+    SelectionMode,
+    SemanticHeads,
+    ShuffleStyle,
+    STKIMMode,
+    STKIMSampling,
+    Weights,
+    choices,
+)
 
 __all__ = ["IPSConfig", "EncoderConfig", "AggregatorConfig", "RegulariserConfig", "STKIMConfig", "TrainConfig"]
 
@@ -14,6 +28,15 @@ class IPSConfig:
     """Patch grid and iterative selection (spec §1). ``patch_stride`` None means = ``patch_size``.
 
     ``dedup_blank`` encodes identical patches once during the no-grad selection (exact in eval mode).
+
+    Control arms (issue 16; defaults = IPS as before, see :mod:`ipslib.model.controls`):
+
+    * ``selection``: ``ips`` (learned top-M), ``random`` (M patches drawn uniformly from the non-blank
+      ones: fresh at every training step; in eval fixed by ``selection_seed`` and the image's content)
+      or ``all`` (every patch through the gradient pass; refused when the estimate of
+      :func:`ipslib.config.memory.pass_memory_mb` exceeds ``memory_budget_mb``, in MiB).
+    * ``architecture``: ``ips`` (patches + aggregator) or ``downsampled`` (the whole image area-resized
+      to ``downsample_size`` x ``downsample_size`` pixels, one trunk pass, the same heads).
     """
 
     patch_size: int = 50
@@ -21,9 +44,14 @@ class IPSConfig:
     memory_size: int = 100
     iter_size: int = 100
     shuffle: bool = True
-    shuffle_style: str = "batch"
+    shuffle_style: ShuffleStyle = "batch"
     use_pos: bool = True
     dedup_blank: bool = True
+    selection: SelectionMode = "ips"
+    selection_seed: int = 0
+    memory_budget_mb: float = 16384.0
+    architecture: ModelArchitecture = "ips"
+    downsample_size: int = 256
 
     def __post_init__(self) -> None:
         _at_least("patch_size", self.patch_size, 1)
@@ -31,7 +59,16 @@ class IPSConfig:
             _at_least("patch_stride", self.patch_stride, 1)
         _at_least("memory_size", self.memory_size, 1)
         _at_least("iter_size", self.iter_size, 1)
-        _choice("shuffle_style", self.shuffle_style, ["batch", "instance"])
+        check_options(self)  # shuffle_style, selection, architecture
+        _at_least("selection_seed", self.selection_seed, 0)
+        if not self.memory_budget_mb > 0:
+            raise ConfigError(f"memory_budget_mb={self.memory_budget_mb!r} is out of range; it must be > 0")
+        _at_least("downsample_size", self.downsample_size, 8)
+        if self.architecture == "downsampled" and self.selection != "ips":
+            raise ConfigError(
+                f"selection={self.selection!r} needs architecture='ips'; architecture='downsampled' selects no "
+                "patches (leave selection at 'ips')"
+            )
 
     @property
     def stride(self) -> int:
@@ -46,18 +83,17 @@ class EncoderConfig:
     state dict at ``weights_path``). ``freeze`` None means frozen for ResNet-50 and trainable otherwise.
     """
 
-    arch: str = "resnet18"
+    arch: Arch = "resnet18"
     n_res_blocks: int = 2
-    weights: str = "none"
+    weights: Weights = "none"
     weights_path: str = ""
     freeze: bool | None = None
     freeze_bn: bool = False
     proj_dim: int | None = None
 
     def __post_init__(self) -> None:
-        _choice("arch", self.arch, ["resnet18", "resnet50"])
+        check_options(self)  # arch, weights
         _choice("n_res_blocks", self.n_res_blocks, [1, 2, 3, 4])
-        _choice("weights", self.weights, ["none", "imagenet_v1", "imagenet_v2", "file"])
         if self.weights == "file" and not self.weights_path:
             raise ConfigError("weights='file' needs weights_path (a torch state-dict file)")
         if self.weights == "imagenet_v2" and self.arch == "resnet18":
@@ -109,15 +145,14 @@ class RegulariserConfig:
 
     diversity_weight: float = 0.0
     semantic_weight: float = 0.0
-    diversity_target: str = "head_outputs"
-    semantic_heads: str = "shared"
+    diversity_target: DiversityTarget = "head_outputs"
+    semantic_heads: SemanticHeads = "shared"
     double_forward: bool = False
 
     def __post_init__(self) -> None:
         _at_least("diversity_weight", self.diversity_weight, 0)
         _at_least("semantic_weight", self.semantic_weight, 0)
-        _choice("diversity_target", self.diversity_target, ["head_outputs", "head_attention", "branch_attention"])
-        _choice("semantic_heads", self.semantic_heads, ["shared", "per_head"])
+        check_options(self)  # diversity_target, semantic_heads
 
     @property
     def enabled(self) -> bool:
@@ -135,23 +170,21 @@ class STKIMConfig:
 
     stkim_k: int = 0
     stkim_p: float = 0.0
-    stkim_mode: str = "seed_selection"
-    stkim_sampling: str | None = None
+    stkim_mode: STKIMMode = "seed_selection"
+    stkim_sampling: STKIMSampling | None = None
     stkim_in_eval: bool | None = None
 
     def __post_init__(self) -> None:
         _at_least("stkim_k", self.stkim_k, 0)
         _within("stkim_p", self.stkim_p, 0, 1)
-        _choice("stkim_mode", self.stkim_mode, ["seed_selection", "acmil_aggregation"])
-        if self.stkim_sampling is not None:
-            _choice("stkim_sampling", self.stkim_sampling, ["bernoulli", "exact_fraction"])
+        check_options(self)  # stkim_mode, stkim_sampling
 
     @property
     def active(self) -> bool:
         return self.stkim_k > 0 and self.stkim_p > 0
 
     @property
-    def sampling(self) -> str:
+    def sampling(self) -> STKIMSampling:
         if self.stkim_sampling is not None:
             return self.stkim_sampling
         return "bernoulli" if self.stkim_mode == "seed_selection" else "exact_fraction"
@@ -175,8 +208,8 @@ class TrainConfig:
     warmup_epochs: float = 10.0
     min_lr_ratio: float = 1e-3
     train_seed: int = 0
-    device: str = "auto"
-    amp: str = "none"
+    device: str = "auto"  # a DeviceKind, optionally with a CUDA index ("cuda:1")
+    amp: Amp = "none"
     num_workers: int = 0
     threads: int = 0
 
@@ -190,7 +223,7 @@ class TrainConfig:
         _at_least("weight_decay", self.weight_decay, 0)
         _at_least("warmup_epochs", self.warmup_epochs, 0)
         _within("min_lr_ratio", self.min_lr_ratio, 0, 1)
-        _choice("device", self.device.split(":")[0], ["auto", "cpu", "cuda"])
-        _choice("amp", self.amp, ["none", "bf16"])
+        _choice("device", self.device.split(":")[0], choices(DeviceKind))
+        check_options(self)  # amp
         _at_least("num_workers", self.num_workers, 0)
         _at_least("threads", self.threads, 0)

@@ -2,13 +2,16 @@
 
 Every dataset offers a torch view whose items are ``(image, targets)``: a float tensor (C, H, W) and a dict
 mapping each task name to its target (a long scalar for softmax tasks, a float 0/1 vector for multi-label
-tasks). :func:`build_dataset` returns that view for a :class:`~ipslib.config.RunConfig`.
+tasks). :func:`build_dataset` returns that view for a :class:`~ipslib.config.RunConfig`; what differs per
+dataset lives in the registry (:mod:`ipslib.data.registry`).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from ipslib.config import Split, choices
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -30,12 +33,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ipslib.data' has no attribute {name!r}")
 
 
-def build_dataset(cfg: RunConfig, split: str) -> Dataset:
+def build_dataset(cfg: RunConfig, split: Split) -> Dataset:
     """The torch view of the run's dataset for ``split`` ("train" or "test")."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split={split!r} is not valid; choose 'train' or 'test'")
-    if cfg.dataset == "megapixel_mnist":
-        return __getattr__("MegapixelMNIST")(cfg.data, split=split).torch()
-    if cfg.dataset == "synthetic_traffic":
-        return __getattr__("SyntheticTraffic")(cfg.data, split=split).torch()
-    return __getattr__("TrafficSigns")(cfg.data, split=split)
+    from ipslib.data.registry import entry
+
+    if split not in choices(Split):
+        raise ValueError(f"split={split!r} is not valid; choose one of {', '.join(map(repr, choices(Split)))}")
+    return entry(cfg.dataset).torch_view(cfg.data, split)

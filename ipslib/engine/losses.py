@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ipslib.config import ConfigError, RegulariserConfig, TaskSpec
+from ipslib.config import ConfigError, DiversityTarget, RegulariserConfig, TaskKind, TaskSpec, choices
 from ipslib.model.transformer import AggregatorOutput
 
 __all__ = [
@@ -41,8 +41,8 @@ __all__ = [
     "TASK_KINDS",
 ]
 
-DIVERSITY_TARGETS = ("head_outputs", "head_attention", "branch_attention")
-TASK_KINDS = ("multiclass", "multilabel")
+DIVERSITY_TARGETS = choices(DiversityTarget)
+TASK_KINDS = choices(TaskKind)
 
 
 def task_loss(logits: Tensor, target: Tensor, spec: TaskSpec) -> Tensor:
@@ -81,7 +81,7 @@ def _mean_pairwise_cosine(x: Tensor) -> Tensor:
     return gram[..., i, j].mean(dim=-1)
 
 
-def diversity_loss(output: AggregatorOutput, *, target: str) -> Tensor:
+def diversity_loss(output: AggregatorOutput, *, target: DiversityTarget) -> Tensor:
     """Mean pairwise cosine similarity between heads (see the module docstring for ``target``).
 
     Args:

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-from ipslib.config import TaskSpec
+from ipslib.config import TaskKind, TaskSpec, choices
 
 __all__ = ["correct", "accuracy", "EpochMeter"]
 
 
-def correct(logits: Tensor, target: Tensor, kind: str) -> Tensor:
+def correct(logits: Tensor, target: Tensor, kind: TaskKind) -> Tensor:
     """Which samples are predicted correctly.
 
     Args:
@@ -31,10 +31,10 @@ def correct(logits: Tensor, target: Tensor, kind: str) -> Tensor:
         return logits.argmax(dim=-1) == target.long()
     if kind == "multilabel":
         return ((logits > 0) == (target > 0.5)).all(dim=-1)
-    raise ValueError(f"kind={kind!r} is not valid; choose 'multiclass' or 'multilabel'")
+    raise ValueError(f"kind={kind!r} is not valid; choose one of {', '.join(map(repr, choices(TaskKind)))}")
 
 
-def accuracy(logits: Tensor, target: Tensor, kind: str) -> float:
+def accuracy(logits: Tensor, target: Tensor, kind: TaskKind) -> float:
     """Share of correct samples (see :func:`correct`)."""
     return correct(logits, target, kind).float().mean().item()
 

@@ -141,11 +141,16 @@ def draw_attention_map(
     stride: int,
     title: str = "",
 ):
-    """A Figure: the thumbnail in grey, the kept patches as squares coloured by selection score."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
+    """A Figure: the thumbnail in grey, the kept patches as squares coloured by selection score.
+
+    Args:
+        thumbnail: (h, w) max-pooled image, drawn stretched over the full ``image_shape``.
+        prediction: the kept patches (``indices``, ``scores``, ``grid``) to draw.
+        image_shape: (height, width) of the original image in pixels.
+        patch_size, stride: how the patch grid was cut, to place each kept patch.
+        title: the axes title.
+    """
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
 
     height, width = image_shape
     fig = Figure(figsize=(7.6, 6.4 * height / width + 0.5), layout="constrained")
@@ -158,31 +163,46 @@ def draw_attention_map(
         extent=(0, width, height, 0),
         interpolation="nearest",
     )
-    low, high = float(prediction.scores.min()), float(prediction.scores.max())
-    if high - low <= 1e-6 * max(abs(high), 1e-12):  # (nearly) equal scores: widen the scale
-        low, high = low - 0.05 * abs(low) - 1e-9, high + 0.05 * abs(high) + 1e-9
-    cmap = ScalarMappable(norm=Normalize(low, high), cmap="autumn")  # red to yellow: visible on black
-    rows, cols = np.divmod(prediction.indices, prediction.grid[1])
+    colours = _score_colours(prediction.scores)
     side = max(patch_size, 0.006 * max(height, width))  # keep squares visible on huge images
+    _draw_kept_patches(ax, prediction, colours, stride=stride, side=side)
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    bar = fig.colorbar(colours, ax=ax, shrink=0.7, label="selection score of kept patch")
+    bar.formatter.set_useOffset(False)
+    return fig
+
+
+def _score_colours(scores: np.ndarray):
+    """A red-to-yellow ScalarMappable over the scores' range (widened when the scores are nearly equal)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    low, high = float(scores.min()), float(scores.max())
+    if high - low <= 1e-6 * max(abs(high), 1e-12):
+        low, high = low - 0.05 * abs(low) - 1e-9, high + 0.05 * abs(high) + 1e-9
+    return ScalarMappable(norm=Normalize(low, high), cmap="autumn")  # red to yellow: visible on black
+
+
+def _draw_kept_patches(ax, prediction: Prediction, colours, *, stride: int, side: float) -> None:
+    """One square of ``side`` pixels per kept patch at its grid position, filled and edged by its score."""
+    from matplotlib.patches import Rectangle
+
+    rows, cols = np.divmod(prediction.indices, prediction.grid[1])
     for r, c, s in zip(rows, cols, prediction.scores):
         ax.add_patch(
             Rectangle(
                 (c * stride, r * stride),
                 side,
                 side,
-                facecolor=cmap.to_rgba(s, alpha=0.35),
-                edgecolor=cmap.to_rgba(s),
+                facecolor=colours.to_rgba(s, alpha=0.35),
+                edgecolor=colours.to_rgba(s),
                 linewidth=1.0,
             )
         )
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    bar = fig.colorbar(cmap, ax=ax, shrink=0.7, label="selection score of kept patch")
-    bar.formatter.set_useOffset(False)
-    return fig
 
 
 def mnist_source(
@@ -197,8 +217,9 @@ def mnist_source(
     """(source, layout) for canvas ``index`` of the model's megapixel-MNIST data, optionally resized."""
     from ipslib.data.megapixel_mnist import MegapixelMNIST
     from ipslib.data.mnist_patches import MegapixelPatchSource
+    from ipslib.data.registry import entry
 
-    if cfg.dataset != "megapixel_mnist":
+    if not entry(cfg.dataset).layout_streaming:
         raise ConfigError(f"--mnist-index needs a megapixel-MNIST model; this one was trained on {cfg.dataset}")
     changes = {
         k: v

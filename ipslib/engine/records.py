@@ -11,16 +11,15 @@ A run directory (``ipslib train ... --out RUN_DIR`` or :func:`ipslib.engine.trai
   ``config_key``, ``epochs`` (see :func:`read_metrics`);
 * ``checkpoint.pt`` - model, optimiser, RNG states and history, for resuming.
 
-Every file is replaced atomically (temporary file in the same directory, then ``os.replace``), so a
-reader never sees a half-written file and an interrupted run leaves the previous epoch's files intact.
+Every file is replaced atomically (:mod:`ipslib.system.files`: temporary file in the same directory, then
+``os.replace``), so a reader never sees a half-written file and an interrupted run leaves the previous
+epoch's files intact.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pandas as pd
 import yaml
 
 from ipslib.config import ConfigError, RunConfig, load_yaml_mapping
+from ipslib.system.files import atomic_write_text
 
 __all__ = [
     "CONFIG_FILE",
@@ -39,9 +39,6 @@ __all__ = [
     "TIMING_FIELDS",
     "RunRecord",
     "RunDirConflict",
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "atomic_write_json",
     "write_config",
     "read_config",
     "write_history",
@@ -65,15 +62,6 @@ EXECUTION_KEYS = ("device", "num_workers", "threads")
 """Config keys that change where or how fast a run goes, not its result (excluded from the key)."""
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
 class RunDirConflict(ConfigError):
     """The run directory holds a run with a different configuration."""
 
@@ -90,43 +78,6 @@ class RunRecord:
     @property
     def finished(self) -> bool:
         return bool(self.metrics.get("finished"))
-
-
-# ------------------------------------------------------------------------------------ atomic writes
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; give the usual mode of a new file
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 # ------------------------------------------------------------------------------------------- config

@@ -1,4 +1,6 @@
-"""Where and how a run executes: device choice, seeding, RNG state capture, peak-memory reading.
+"""Where and how a run executes: device choice, seeding, RNG state capture, peak-memory statistics.
+
+``peak_memory_mb`` is :func:`ipslib.system.machine.peak_memory_mb`, re-exported beside its reset.
 
 Nothing here changes a result except the seeds; it is shared by the engine and the benchmarks.
 """
@@ -7,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import random
-import resource
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
+
+from ipslib.config import Amp, choices
+from ipslib.system.machine import peak_memory_mb
 
 __all__ = [
     "resolve_device",
@@ -98,21 +101,13 @@ def reset_peak_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory in MiB: CUDA allocator peak on a GPU, peak resident set size of the process on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, amp: Amp) -> contextlib.AbstractContextManager:
     """``amp="bf16"``: bfloat16 autocast on ``device``; ``"none"``: a no-op context."""
     if amp == "none":
         return contextlib.nullcontext()
     if amp == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    raise ValueError(f"amp={amp!r} is not valid; choose 'none' or 'bf16'")
+    raise ValueError(f"amp={amp!r} is not valid; choose one of {', '.join(map(repr, choices(Amp)))}")
 
 
 @contextlib.contextmanager

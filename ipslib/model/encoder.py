@@ -29,7 +29,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from ipslib.config import EncoderConfig
+from ipslib.config import Arch, EncoderConfig, Weights
 
 __all__ = ["PatchEncoder", "WeightsUnavailableError", "load_state_dict_file"]
 
@@ -45,7 +45,7 @@ class WeightsUnavailableError(RuntimeError):
     """Pretrained weights could not be obtained; the message says how to supply a local file."""
 
 
-def _imagenet_state_dict(arch: str, weights: str) -> dict[str, Tensor]:
+def _imagenet_state_dict(arch: Arch, weights: Weights) -> dict[str, Tensor]:
     enum_name, member = _WEIGHTS[(arch, weights)].split(".")
     weight_enum = getattr(getattr(torchvision.models, enum_name), member)
     try:

@@ -30,8 +30,10 @@ from ipslib.config import (
     RegulariserConfig,
     RunConfig,
     STKIMConfig,
+    STKIMMode,
     TaskSpec,
 )
+from ipslib.model.control_selection import control_indices
 from ipslib.model.encoder import PatchEncoder
 from ipslib.model.selection import Selection, encode_unique, iterative_select, patch_order
 from ipslib.model.sources import DensePatches, PatchSource, as_source
@@ -99,7 +101,7 @@ class IPSNet(nn.Module):
     def device(self) -> torch.device:
         return self.aggregator.attention.query.device
 
-    def _stkim_on(self, mode: str) -> bool:
+    def _stkim_on(self, mode: STKIMMode) -> bool:
         s = self.stkim
         return s.active and s.stkim_mode == mode and (self.training or s.in_eval)
 
@@ -159,7 +161,8 @@ class IPSNet(nn.Module):
         (typically the blank ones) are encoded once, which is exact because selection runs in eval mode.
         The scoring loop runs under ``torch.no_grad``; the final
         gather of the M patches runs in the caller's grad mode, so a patch tensor that requires grad
-        receives gradients at the selected patches only.
+        receives gradients at the selected patches only. With ``ips.selection`` ``random`` or ``all``
+        (control arms) nothing is scored: :func:`~ipslib.model.control_selection.control_indices` picks.
 
         Args:
             patches: (B, N, C, p, p) tensor or a :class:`PatchSource`; may stay on the CPU while the model
@@ -169,6 +172,8 @@ class IPSNet(nn.Module):
             (M replaced by N when M >= N).
         """
         source = as_source(patches)
+        if self.ips_config.selection != "ips":
+            return self._select_control(source)
         n, b, m = source.n_patches, source.batch_size, self.ips_config.memory_size
         with torch.no_grad(), self._eval_mode():
             if m >= n:
@@ -187,6 +192,16 @@ class IPSNet(nn.Module):
                     order=order,
                     device=self.device,
                 )
+        return Selection(patches=self._to_model(source.take(indices)), indices=indices, scores=scores)
+
+    def _select_control(self, source: PatchSource) -> Selection:
+        """The ``random`` / ``all`` arms: patches kept without scoring (:mod:`ipslib.model.control_selection`)."""
+        c = self.ips_config
+        with torch.no_grad():
+            indices, scores = control_indices(
+                source, selection=c.selection, memory_size=c.memory_size, training=self.training, seed=c.selection_seed
+            )
+        indices, scores = indices.to(self.device), scores.to(self.device)
         return Selection(patches=self._to_model(source.take(indices)), indices=indices, scores=scores)
 
     # ------------------------------------------------------------------ stage 2: aggregation

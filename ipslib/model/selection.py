@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ipslib.config import ConfigError
+from ipslib.config import ConfigError, ShuffleStyle, choices
 from ipslib.model.sources import PatchSource
 
 __all__ = ["Selection", "patch_order", "iterative_select", "encode_unique", "SHUFFLE_STYLES"]
 
-SHUFFLE_STYLES = ("batch", "instance")
+SHUFFLE_STYLES = choices(ShuffleStyle)
 Encode = Callable[[Tensor], Tensor]
 Score = Callable[[Tensor, Tensor], Tensor]
 
@@ -42,7 +42,7 @@ class Selection:
     scores: Tensor
 
 
-def patch_order(n_patches: int, batch_size: int, *, shuffle: bool, style: str) -> Tensor:
+def patch_order(n_patches: int, batch_size: int, *, shuffle: bool, style: ShuffleStyle) -> Tensor:
     """The order in which patches enter the selection.
 
     ``batch`` style draws one ``randperm`` for the whole batch, ``instance`` style one per image

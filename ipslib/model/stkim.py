@@ -14,15 +14,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ipslib.config import ConfigError
+from ipslib.config import ConfigError, STKIMSampling, choices
 
 __all__ = ["SAMPLING_CHOICES", "top_k_mask", "mask_scores", "mask_logits", "MASKED_LOGIT"]
 
-SAMPLING_CHOICES = ("bernoulli", "exact_fraction")
+SAMPLING_CHOICES = choices(STKIMSampling)
 MASKED_LOGIT = -1e9  # ACMIL's value; exp underflows to exactly 0 after the softmax
 
 
-def top_k_mask(values: Tensor, *, k: int, p: float, sampling: str) -> Tensor:
+def top_k_mask(values: Tensor, *, k: int, p: float, sampling: STKIMSampling) -> Tensor:
     """Pick entries to mask among the top ``k`` of each row (last dimension).
 
     Args:
@@ -49,11 +49,11 @@ def top_k_mask(values: Tensor, *, k: int, p: float, sampling: str) -> Tensor:
     return torch.zeros_like(values, dtype=torch.bool).scatter(-1, top, chosen)
 
 
-def mask_scores(scores: Tensor, *, k: int, p: float, sampling: str) -> Tensor:
+def mask_scores(scores: Tensor, *, k: int, p: float, sampling: STKIMSampling) -> Tensor:
     """The author's STKIM: multiply the chosen top-K selection scores (B, L) by 0."""
     return scores.masked_fill(top_k_mask(scores, k=k, p=p, sampling=sampling), 0.0)
 
 
-def mask_logits(logits: Tensor, *, k: int, p: float, sampling: str) -> Tensor:
+def mask_logits(logits: Tensor, *, k: int, p: float, sampling: STKIMSampling) -> Tensor:
     """ACMIL's STKIM: set the chosen top-K attention logits (B, H, T, L) to -1e9 before the softmax."""
     return logits.masked_fill(top_k_mask(logits, k=k, p=p, sampling=sampling), MASKED_LOGIT)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ipslib.config import AggregatorConfig, ConfigError, TaskSpec
+from ipslib.config import AggregatorConfig, ConfigError, SemanticHeads, TaskSpec, choices
 
 __all__ = [
     "AggregatorOutput",
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 SEMANTIC_HIDDEN = 128  # width of the paper's per-head semantic MLPs (DIS Eq. 12: three 128-unit layers)
-SEMANTIC_HEAD_CHOICES = ("shared", "per_head")
+SEMANTIC_HEAD_CHOICES = choices(SemanticHeads)
 LogitMask = Callable[[Tensor], Tensor]
 
 
@@ -187,7 +187,12 @@ class Aggregator(nn.Module):
     """
 
     def __init__(
-        self, *, embed_dim: int, tasks: dict[str, TaskSpec], config: AggregatorConfig, semantic_heads: str | None = None
+        self,
+        *,
+        embed_dim: int,
+        tasks: dict[str, TaskSpec],
+        config: AggregatorConfig,
+        semantic_heads: SemanticHeads | None = None,
     ) -> None:
         super().__init__()
         if not tasks:

@@ -9,8 +9,6 @@ strictly (``-n -W --keep-going``). The ``cpu`` profile uses the committed root `
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,10 +18,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ipslib.engine.records import atomic_write_text
 from ipslib.study.experiments import PARTS, load_experiments
 from ipslib.study.project import project_root
 from ipslib.study.runner import execute_notebook, fingerprint, notebook_path, read_status, run_all
+from ipslib.system.files import atomic_write_text
 
 __all__ = [
     "toc",
@@ -90,27 +88,16 @@ def write_toc(profile: str) -> Path:
 
 
 def environment_table() -> pd.DataFrame:
-    """Hardware and software this page was executed on."""
-    import numpy
-    import torch
-    import torchvision
+    """Hardware and software this page was executed on (:func:`ipslib.system.machine.machine_info`)."""
+    from ipslib.system.machine import machine_info
 
-    rows = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": numpy.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
-    }
-    try:
-        import psutil
-
-        rows["memory (GiB)"] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
+    info = machine_info()
+    shown = {"cpu_count": "cpu cores", "memory_gib": "memory (GiB)"}
+    rows = {shown.get(k, k): info[k] for k in ("python", "platform", "processor", "cpu_count")}
+    rows.update({k: info[k] for k in ("torch", "torchvision", "numpy")})
+    rows["gpu"] = info["gpu"] or "none"
+    if info["memory_gib"] is not None:
+        rows[shown["memory_gib"]] = info["memory_gib"]
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=pd.Index(list(rows), name="item"))
 
 

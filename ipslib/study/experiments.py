@@ -213,7 +213,7 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
     )
     if experiment.part not in PARTS:
         raise ConfigError(f"{path}: part={experiment.part!r} is not valid; choose one of {', '.join(PARTS)}")
-    template = root / "book" / "templates" / f"{experiment.notebook}.ipynb"
+    template = root / "book" / "templates" / f"{experiment.notebook}.md"
     if not template.is_file():
         raise ConfigError(f"{path}: notebook={experiment.notebook!r} has no template {template}")
     for profile in PROFILES:

@@ -47,7 +47,7 @@ def profile_note(results: ExperimentResults) -> str:
 
 def chance_note(results: ExperimentResults) -> str:
     """One line: the accuracy of the best constant prediction per task, to read the results against."""
-    from ipslib.study.verdict import chance_levels
+    from ipslib.data.registry import chance_levels, entry
 
     if not results.specs:
         return ""
@@ -55,12 +55,7 @@ def chance_note(results: ExperimentResults) -> str:
         levels = chance_levels(results.specs[0].config)
     except (FileNotFoundError, OSError) as err:  # the real traffic data is absent: say so, do not guess
         return f"Chance levels need the test data, which is not here ({err})."
-    dataset = results.specs[0].config.dataset
-    how = {
-        "megapixel_mnist": "exact under the generator's sampling rule, as on the chance-levels page",
-        "synthetic_traffic": "the largest class share of the generator",
-        "traffic_signs": "the test split's majority class",
-    }[dataset]
+    how = entry(results.specs[0].config.dataset).chance_rule
     shown = ", ".join(f"{task} {100 * value:.1f} %" for task, value in levels.items())
     return f"**Chance level** (best constant prediction; {how}): {shown}."
 

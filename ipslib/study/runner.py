@@ -2,8 +2,8 @@
 
 Each run trains in its own process (``ipslib train``), so runs can go in parallel (``jobs``) with their
 share of the CPU threads, a failed run cannot take the others down, and its log stays in
-``<run_dir>/train.log``. The notebook is executed with papermill into
-``outputs/<profile>/notebooks/<experiment>.ipynb``. What happened is recorded in
+``<run_dir>/train.log``. The notebook, read from its MyST Markdown template ``book/templates/<notebook>.md``,
+is executed with papermill into ``outputs/<profile>/notebooks/<experiment>.ipynb``. What happened is recorded in
 ``outputs/<profile>/status.json``, which the book's execution-status page reads.
 """
 
@@ -22,9 +22,10 @@ from typing import Any
 
 import yaml
 
-from ipslib.engine.records import atomic_write_json, atomic_write_text, is_finished
+from ipslib.engine.records import is_finished
 from ipslib.study.experiments import Experiment, RunSpec, load_experiments
 from ipslib.study.project import project_root
+from ipslib.system.files import atomic_write_json, atomic_write_text
 
 __all__ = [
     "fingerprint",
@@ -43,8 +44,9 @@ def status_path(profile: str) -> Path:
 
 
 def template_path(notebook: str) -> Path:
-    """The notebook template ``book/templates/<notebook>.ipynb``; a missing template is an error."""
-    path = project_root() / "book" / "templates" / f"{notebook}.ipynb"
+    """The notebook template ``book/templates/<notebook>.md`` (a MyST Markdown notebook); a missing template
+    is an error."""
+    path = project_root() / "book" / "templates" / f"{notebook}.md"
     if not path.is_file():
         raise FileNotFoundError(f"notebook template {path} not found (the params file's `notebook:` names it)")
     return path
@@ -170,11 +172,20 @@ def _header(experiment: Experiment) -> str:
     return "\n".join(lines)
 
 
+def read_template(notebook: str) -> Any:
+    """The template as an nbformat v4 notebook, cell ids ``cell-0``, ``cell-1``, ... (stable), no jupytext metadata."""
+    import jupytext
+
+    node = jupytext.read(template_path(notebook), fmt="md:myst")
+    node.metadata.pop("jupytext", None)
+    for i, cell in enumerate(node.cells):
+        cell["id"] = f"cell-{i}"
+    return node
+
+
 def prepare_notebook(experiment: Experiment) -> Any:
     """The experiment's notebook template with its title cell replaced by the experiment's header."""
-    import nbformat
-
-    notebook = nbformat.read(template_path(experiment.notebook), as_version=4)
+    notebook = read_template(experiment.notebook)
     for cell in notebook.cells:
         if "title" in cell.metadata.get("tags", []):
             cell.source = _header(experiment)

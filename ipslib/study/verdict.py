@@ -36,13 +36,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from ipslib.config import ConfigError, RunConfig
+from ipslib.data.registry import chance_levels  # re-exported: the chance level of each task, per dataset
 from ipslib.study.claims import Claim, parse_claims
 from ipslib.study.reference import same_value
 
@@ -64,31 +63,6 @@ __all__ = [
 Z_THRESHOLD = 2.0
 LEARNED_FLOOR = 0.05
 """An arm counts as above chance only when it also beats chance by this much (5 percentage points)."""
-
-
-@lru_cache(maxsize=32)
-def _chance(dataset: str, data: Any) -> tuple[tuple[str, float], ...]:
-    if dataset == "megapixel_mnist":
-        from ipslib.data.chance import exact_chance_levels
-        from ipslib.data.megapixel_mnist import MegapixelMNIST
-
-        table = exact_chance_levels(MegapixelMNIST(data, "test").digits.labels)
-        return tuple((task, float(table.loc[task, "chance (%)"]) / 100) for task in table.index)
-    if dataset == "synthetic_traffic":
-        return (("sign", float(max(data.class_probs))),)
-    from ipslib.data.traffic_signs import TrafficSigns
-
-    labels = np.asarray(TrafficSigns(data, "test").labels)
-    return (("sign", float(np.bincount(labels).max() / len(labels))),)
-
-
-def chance_levels(config: RunConfig) -> dict[str, float]:
-    """Accuracy of the best constant prediction per task (fractions) on the test split's distribution.
-
-    Megapixel MNIST: exact, from the generator's sampling rule and the digit pool (:mod:`ipslib.data.chance`);
-    synthetic traffic: the largest class share; the real traffic signs: the test split's majority class.
-    Cached per data config (the frozen data configs are hashable)."""
-    return dict(_chance(config.dataset, config.data))
 
 
 @dataclass

@@ -1,0 +1,177 @@
+"""One training or evaluation step of IPS (spec §1.2-§1.3, §6): selection without gradients, then the
+gradient pass over the B·M kept patches and one AdamW step; an epoch of them; evaluation.
+
+Legend: B images per batch, N patches per image, M selected, C channels, p patch side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from ipslib.config import RunConfig
+from ipslib.engine import runtime
+from ipslib.engine.checkpoint import TrainState
+from ipslib.engine.metrics import EpochMeter
+from ipslib.engine.schedule import WarmupCosine
+from ipslib.model.patches import patchify
+from ipslib.model.selection import Selection
+
+__all__ = [
+    "Context",
+    "TrainState",
+    "select_batch",
+    "gradient_step",
+    "train_step",
+    "train_one_epoch",
+    "evaluate",
+    "build_optimizer",
+]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every step needs besides the model: config, device, precision."""
+
+    cfg: RunConfig
+    device: torch.device
+
+    def autocast(self):
+        return runtime.autocast(self.device, self.cfg.train.amp)
+
+
+# ------------------------------------------------------------------------------------------- steps
+def select_batch(net: torch.nn.Module, images: torch.Tensor, ctx: Context) -> Selection:
+    """IPS over a batch, ``sub_batch_size`` images at a time; the selection is moved to the device.
+
+    With ``architecture: downsampled`` the net receives the whole images and resizes them itself
+    (:class:`ipslib.model.controls.DownsampledNet`; one "patch" (C, S, S) per image).
+
+    Args:
+        images: (B, C, H, W) on the CPU; patches are cut as views and stay there until IPS moves chunks.
+    Returns:
+        The net's Selection with patches (B, M, C, p, p), indices (B, M), scores (B, M) on the device.
+    """
+    ips = ctx.cfg.ips
+    whole = ips.architecture == "downsampled"
+    inputs = images if whole else patchify(images, ips.patch_size, ips.stride)  # (B, N, C, p, p)
+    size = ctx.cfg.train.sub_batch_size or len(images)
+    with torch.no_grad():  # float32 even under amp: bf16 scores tie and would change the selection
+        parts = [net.select(inputs[i : i + size]) for i in range(0, len(images), size)]
+    return _to_device(_concat(parts), ctx.device)
+
+
+def _concat(parts: list[Selection]) -> Selection:
+    if len(parts) == 1:
+        return parts[0]
+    names = [f.name for f in dataclasses.fields(Selection)]
+    return Selection(**{n: torch.cat([getattr(p, n) for p in parts]) for n in names})
+
+
+def _to_device(selection: Selection, device: torch.device) -> Selection:
+    moved = {f.name: getattr(selection, f.name).to(device) for f in dataclasses.fields(Selection)}
+    return dataclasses.replace(selection, **moved)
+
+
+def _forward_losses(
+    net: torch.nn.Module, selection: Selection, targets: dict[str, torch.Tensor], ctx: Context
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    from ipslib.engine.losses import compute_losses
+
+    with ctx.autocast():
+        output = net.forward_features(selection)
+        losses = compute_losses(output, targets, tasks=ctx.cfg.tasks, regulariser=ctx.cfg.regulariser)
+    return losses, output.logits
+
+
+def gradient_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    selection: Selection,
+    targets: dict[str, torch.Tensor],
+    ctx: Context,
+    lr: float,
+) -> tuple[dict, dict]:
+    """The gradient pass over the B·M selected patches and one AdamW step at rate ``lr``.
+
+    Returns:
+        (losses, logits) on the device.
+    """
+    losses, logits = _forward_losses(net, selection, targets, ctx)
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.step()
+    return losses, logits
+
+
+def train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    ctx: Context,
+    lr: float,
+) -> tuple[dict, dict, dict]:
+    """One optimiser step on a batch: IPS selection (:func:`select_batch`), then :func:`gradient_step`.
+
+    Returns:
+        (losses, logits, targets), the latter two on the device, for the metrics.
+    """
+    selection = select_batch(net, images, ctx)
+    targets = {task: value.to(ctx.device) for task, value in targets.items()}
+    losses, logits = gradient_step(net, optimizer, selection, targets, ctx, lr)
+    return losses, logits, targets
+
+
+def train_one_epoch(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    schedule: WarmupCosine,
+    state: TrainState,
+    ctx: Context,
+    bar: Any,
+) -> dict[str, float]:
+    """Train over ``loader`` once; returns the epoch's mean metrics, final lr and ms per batch.
+
+    The batch time runs from after the batch is fetched to after ``optimizer.step`` (GPU synchronised);
+    the first batch is left out as warm-up when there are more.
+    """
+    net.train()
+    meter, seconds, lr = EpochMeter(ctx.cfg.tasks), [], float("nan")
+    for images, targets in loader:
+        start = time.perf_counter()
+        state.step += 1
+        lr = schedule(state.step)
+        losses, logits, targets = train_step(net, optimizer, images, targets, ctx, lr)
+        runtime.synchronize(ctx.device)
+        seconds.append(time.perf_counter() - start)
+        meter.update(losses, logits, targets)
+        bar.update(1)
+    timed = seconds[1:] if len(seconds) > 1 else seconds
+    return {**meter.compute(), "lr": lr, "ms_per_batch": 1000 * sum(timed) / max(len(timed), 1)}
+
+
+@torch.no_grad()
+def evaluate(net: torch.nn.Module, loader: DataLoader, ctx: Context) -> dict[str, float]:
+    """Mean loss and accuracy per task over ``loader`` in eval mode (what STKIM/shuffle do is the model's)."""
+    net.eval()
+    meter = EpochMeter(ctx.cfg.tasks)
+    for images, targets in loader:
+        selection = select_batch(net, images, ctx)
+        targets = {task: value.to(ctx.device) for task, value in targets.items()}
+        losses, logits = _forward_losses(net, selection, targets, ctx)
+        meter.update(losses, logits, targets)
+    return meter.compute()
+
+
+def build_optimizer(net: torch.nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
+    """AdamW with one parameter group (decay on every parameter, as the original); lr is set per step."""
+    return torch.optim.AdamW(net.parameters(), lr=0.0, weight_decay=cfg.train.weight_decay)
