@@ -7,7 +7,13 @@ runs the GPU measurements in one call where a GPU is available.
 import importlib
 import sys
 
-BENCHMARKS = ["benchmarks.canvas", "benchmarks.train_step", "benchmarks.inference_scale", "benchmarks.data_throughput"]
+BENCHMARKS = [
+    "benchmarks.canvas",
+    "benchmarks.train_step",
+    "benchmarks.bf16",
+    "benchmarks.inference_scale",
+    "benchmarks.data_throughput",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,10 @@
 """Is the generator fast enough? Canvases (with their patches) produced per second by DataLoader workers,
 against canvases consumed per second by training, at the cpu-profile and the paper settings.
 
-Production: ``MegapixelMNIST(...).torch(patch_size=50)`` through a ``DataLoader`` (batch 16) with 0, 1
-and 2 worker processes; canvases per second over ``--batches`` batches, timed from the creation of the
-iterator (worker start-up included; timing after a first batch would count prefetched batches as free).
+Production: ``MegapixelMNIST(...).patch_view(50)`` (the layout-cut items training uses: only the touched
+patches, uint8) through a ``DataLoader`` (batch 16, its ``collate``) with 0, 1 and 2 worker processes;
+canvases per second over ``--batches`` batches, timed from the creation of the iterator (worker start-up
+included; timing after a first batch would count prefetched batches as free).
 Consumption: the cpu profile's training step (500², B = 16, M = 10, I = 20) is timed here; the paper's
 (3000² and 1500², B = 16) is estimated from ``outputs/benchmarks/train_step.json`` (ours, CPU: B / step
 seconds) and from the dissertation's logged GPU time at 1500² (375 ms per batch of 16,
@@ -63,10 +64,11 @@ def production(setting: str, workers: int, batches: int) -> dict[str, Any]:
     cfg = config(setting, BATCH * batches)
     dataset = MegapixelMNIST(cfg.data, "train")
     _ = dataset.noise_pool, dataset.digits  # build once before forking workers
-    loader = DataLoader(dataset.torch(patch_size=50), batch_size=BATCH, num_workers=workers, persistent_workers=False)
+    view = dataset.patch_view(50)
+    loader = DataLoader(view, batch_size=BATCH, num_workers=workers, persistent_workers=False, collate_fn=view.collate)
     torch.set_num_threads(1)
     start = time.perf_counter()  # from the start of the workers: prefetching cannot inflate the rate
-    count = sum(len(images) for images, _ in loader)
+    count = sum(len(batch) for batch, _ in loader)
     seconds = time.perf_counter() - start
     return {
         "setting": setting,
@@ -88,7 +90,8 @@ def cpu_profile_consumption(steps: int = 3) -> dict[str, Any]:
 
     cfg = config("cpu", BATCH)
     torch.set_num_threads(1)
-    images, targets = torch.utils.data.default_collate([build_dataset(cfg, "train")[i] for i in range(BATCH)])
+    view = build_dataset(cfg, "train", patches=True)
+    images, targets = view.collate([view[i] for i in range(BATCH)])
     runtime.seed_everything(0)
     net = IPSNet.from_config(cfg).train()
     optimizer = engine.build_optimizer(net, cfg)
@@ -114,7 +117,7 @@ def paper_consumption() -> list[dict[str, Any]]:
     if TRAIN_STEP.is_file():
         report = json.loads(TRAIN_STEP.read_text())
         for r in report["results"]:
-            if r.get("dedup_blank"):
+            if r.get("dedup_blank") and r.get("amp", "none") == "none" and not r.get("random_pixels"):
                 rows.append(
                     {
                         "setting": f"paper_{r['canvas']}",

@@ -1,7 +1,8 @@
 """Open a built book in headless Chromium and check every page of its table of contents.
 
 Usage: ``python tests/browser.py HTML_DIR [SCREENSHOT_DIR]``. Fails (exit 1) on a missing page, a broken
-image, an empty glued value, an unrendered table or Markdown, or an error banner from a notebook cell.
+image, an empty glued value, an unrendered table or Markdown, an error banner from a notebook cell, or an
+element that overflows the text column sideways in a 1400-px-wide window.
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package.
 """
 
@@ -26,6 +27,14 @@ const text = document.querySelector('main') ? document.querySelector('main').inn
 if (/\\{glue[:}]/.test(text)) problems.push('unrendered glue role');
 if (text.includes('\\\\(') || text.includes('$$')) problems.push('unrendered math');
 if (/^\\s*\\|\\s*-{3,}/m.test(text)) problems.push('unrendered Markdown table');
+const column = document.querySelector('main article') || document.querySelector('main');
+const right = column ? column.getBoundingClientRect().right + 2 : Infinity;
+const label = (el) => el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ')[0] : '') +
+  ' "' + (el.innerText || el.getAttribute('src') || '').trim().slice(0, 40) + '"';
+for (const el of document.querySelectorAll('main table, main img, main .cell_output, main .output')) {
+  if (el.scrollWidth > el.clientWidth + 2 && el.clientWidth > 0) problems.push('overflows sideways: ' + label(el));
+  if (el.getBoundingClientRect().right > right) problems.push('wider than the text column: ' + label(el));
+}
 if (/Traceback \\(most recent call last\\)/.test(text) || document.querySelector('main .output.traceback'))
   problems.push('error output on the page');
 return {problems: problems, tables: document.querySelectorAll('main table').length,
@@ -78,7 +87,7 @@ def check_book(html_dir: Path, screenshots: Path | None = None) -> tuple[list[st
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--window-size=1280,900",
+        "--window-size=1400,900",
         "--disable-background-networking",
         "--no-first-run",
     ):

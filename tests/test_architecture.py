@@ -153,7 +153,8 @@ def test_module_and_function_sizes(name):
 
 def test_readme_layout_names_every_package():
     readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Layout") :]
+    start = readme.index("## Layout")
+    table = readme[start : readme.index("\n## ", start + 1)]
     named = set(re.findall(r"`ipslib/([a-z_]+)/`", table))
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     assert named == packages, f"README layout table names {sorted(named)}, the tree has {sorted(packages)}"

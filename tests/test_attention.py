@@ -161,3 +161,13 @@ def test_figures():
         "grid indices (ipslib)",
         "shuffled positions as cells (author's script)",
     ]
+
+
+def test_colour_scale_of_equal_scores_is_readable():
+    from ipslib.analysis.attention_plots import _score_norm
+
+    flat = _score_norm(np.array([0.25, 0.25]))
+    assert (flat.vmin, flat.vmax) == (0.0, 0.25)
+    spread = _score_norm(np.array([0.1, 0.3]))
+    assert (spread.vmin, spread.vmax) == (0.1, 0.3)
+    assert _score_norm(np.array([0.2, 0.4]), low=0.0).vmin == 0.0

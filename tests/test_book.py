@@ -55,7 +55,9 @@ def test_browser_visits_every_page(smoke_book):
     from ipslib.study.experiments import load_experiments
 
     notebook_pages = [name for name in facts if "notebooks" in name]
-    assert len(notebook_pages) == len(load_experiments(ROOT)) + 1  # + the status page
+    from ipslib.study.book import BOOK_PAGES
+
+    assert len(notebook_pages) == len(load_experiments(ROOT)) + len(BOOK_PAGES)  # + register, status, ...
     assert all(facts[name]["tables"] > 0 for name in notebook_pages)
     with_runs = [
         f"outputs/smoke/notebooks/{name}.html" for name, exp in load_experiments(ROOT).items() if exp.runs("smoke")

@@ -107,6 +107,7 @@ def test_max_downsample_keeps_thin_strokes():
 def test_draw_sample_grayscale_and_rgb(tmp_path):
     labels = {"majority": 3, "multi": np.array([0, 1, 0, 1, 0, 0, 0, 0, 0, 0])}
     assert format_labels(labels) == "majority=3  multi={1,3}"
+    assert format_labels({"multi": np.zeros(10, int)}) == "multi=none"  # no class predicted present
     for image in (np.zeros((2500, 1800), np.uint8), np.zeros((120, 160, 3), np.uint8)):
         fig = draw_sample(image, np.array([[10, 20, 28, 28]]), labels, title="t", box_labels=["3"])
         fig.savefig(tmp_path / "f.png")

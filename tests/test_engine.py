@@ -95,7 +95,8 @@ def test_two_epoch_run_writes_every_file(tmp_path):
     # lr at the end of epoch 2 = the last step of the cosine: lr * min_lr_ratio
     assert history["lr"].iloc[-1] == pytest.approx(cfg.train.lr * cfg.train.min_lr_ratio)
     ckpt = torch.load(tmp_path / records.CHECKPOINT_FILE, weights_only=True)
-    assert {"model", "optimizer", "epoch", "global_step", "history", "rng", "config"} <= set(ckpt)
+    assert {"model", "optimizer", "epoch", "global_step", "history", "rng", "config", "content_sha256"} <= set(ckpt)
+    assert not (tmp_path / "checkpoint.prev.pt").exists()  # a finished run keeps only its final checkpoint
     assert (ckpt["epoch"], ckpt["global_step"]) == (2, 4)
     assert records.load_run(tmp_path).config == cfg
     assert len(lines) == 2 and lines[0].startswith("epoch 1/2")
@@ -131,7 +132,9 @@ def test_other_config_in_the_same_run_dir_is_refused(tmp_path):
     engine.train(tiny(epochs=1), tmp_path, progress=False, stop_after_epoch=0)
     with pytest.raises(records.RunDirConflict, match=r"memory_size: 4 -> 6"):
         engine.train(tiny(epochs=1, memory_size=6), tmp_path, progress=False)
-    engine.train(tiny(epochs=1, threads=2), tmp_path, progress=False, stop_after_epoch=0)  # execution keys only
+    engine.train(tiny(epochs=1, num_workers=0, device="cpu"), tmp_path, progress=False, stop_after_epoch=0)
+    with pytest.raises(records.RunDirConflict, match=r"threads: 1 -> 2"):  # threads change the numbers
+        engine.train(tiny(epochs=1, threads=2), tmp_path, progress=False, stop_after_epoch=0)
 
 
 def _one_step(cfg: RunConfig, images, targets):

@@ -103,7 +103,8 @@ def test_corrupt_file_is_detected_and_replaced(idx_folder, offline, tmp_path, da
         mnist.load_mnist("train", root)
     assert "md5" in str(err.value)
     offline["npm"] = lambda cache, work: idx_folder
-    images, _ = mnist.load_mnist("train", root)  # a good source repairs the cache
+    with pytest.warns(UserWarning, match=r"train-images-idx3-ubyte failed their md5 check.*replaced them.*npm"):
+        images, _ = mnist.load_mnist("train", root)  # a good source repairs the cache, and says so
     np.testing.assert_array_equal(images, mnist.load_sample("train")[0])
 
 

@@ -356,7 +356,11 @@ def test_status_summary(monkeypatch):
     text = status_page.summary_text("cpu", 7200.0, 10, 600.0)
     assert text.startswith("Profile **cpu**: **2.17 h** of compute in all: 10 distinct runs trained for 2.00 h")
     assert text.endswith("notebooks executed in 10.0 min.")
-    monkeypatch.setattr(status_page, "training_seconds", lambda profile: (3600.0, 2))
+    import pandas as pd
+
+    rows = pd.DataFrame({"counted here": [2, 0, 2], "training (h)": [1.0, 0.0, 1.0]},
+                        index=["a", "b", "total (each run once)"])
+    monkeypatch.setattr(status_page, "execution_rows", lambda profile: rows)
     monkeypatch.setattr(status_page, "notebook_seconds", lambda profile: 1800.0)
     hours, text = status_page.compute_summary("smoke")
     assert hours == 1.5 and "**1.50 h**" in text and "2 distinct runs" in text

@@ -24,7 +24,9 @@ def test_config_round_trip_with_key_in_header(tmp_path):
 
 def test_conflicting_config_names_the_keys(tmp_path):
     records.write_config(tmp_path, _cfg())
-    records.check_run_dir(tmp_path, _cfg(threads=2, device="cpu"))  # execution-only keys do not conflict
+    records.check_run_dir(tmp_path, _cfg(num_workers=2, device="cpu"))  # execution-only keys do not conflict
+    with pytest.raises(records.RunDirConflict, match=r"threads: 0 -> 2"):  # threads change the numbers
+        records.check_run_dir(tmp_path, _cfg(threads=2))
     with pytest.raises(records.RunDirConflict, match=r"memory_size: 100 -> 5; lr: 0\.001 -> 0\.01"):
         records.check_run_dir(tmp_path, _cfg(lr=0.01, memory_size=5))
 

@@ -110,10 +110,11 @@ TEMPLATES = sorted(p.stem for p in (ROOT / "book" / "templates").glob("*.md"))
 
 
 def test_every_params_file_names_a_markdown_template():
+    from ipslib.study.book import BOOK_PAGES
     from ipslib.study.experiments import load_experiments
     from ipslib.study.runner import template_path
 
-    used = {exp.notebook for exp in load_experiments(ROOT).values()} | {"status"}
+    used = {exp.notebook for exp in load_experiments(ROOT).values()} | {page.notebook for page in BOOK_PAGES}
     assert used == set(TEMPLATES)
     assert all(template_path(name).suffix == ".md" for name in used)
 

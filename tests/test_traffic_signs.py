@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ipslib.data import traffic_fetch as tf
 from ipslib.data import traffic_signs as ts
 from ipslib.data.traffic_annotations import (
     KNOWN_MD5,
@@ -205,7 +206,7 @@ def test_default_root_and_missing_folder(tmp_path, monkeypatch):
 
 
 def test_fetch_verifies_existing_folder_without_network(small_root, monkeypatch):
-    monkeypatch.setattr(ts, "_download", lambda url, dest: pytest.fail("network used"))
+    monkeypatch.setattr(tf, "_download", lambda url, dest: pytest.fail("network used"))
     assert fetch_traffic(str(small_root)) == small_root
 
 
@@ -225,14 +226,15 @@ def _fake_server(tmp_path: Path) -> dict[str, Path]:
 
 def test_fetch_downloads_checks_md5_and_installs(tmp_path, monkeypatch):
     served = _fake_server(tmp_path)
-    monkeypatch.setattr(ts, "_download", lambda url, dest: shutil.copy(served[url], dest))
+    monkeypatch.setattr(tf, "_download", lambda url, dest: shutil.copy(served[url], dest))
     monkeypatch.setitem(KNOWN_MD5, "Set1", "0" * 32)
     root = tmp_path / "data"
     with pytest.raises(ValueError, match="Set1/annotations.txt: md5 .* expected 0{32}"):
         fetch_traffic(root)
     assert not (root / "Set1").exists() and [p.name for p in root.iterdir()] == []  # nothing half-installed
     for name in ("Set1", "Set2"):
-        monkeypatch.setitem(KNOWN_MD5, name, ts.file_md5(served[f"{ts.BASE_URL}{name}/annotations.txt"]))
+        monkeypatch.setitem(KNOWN_MD5, name, tf.file_md5(served[f"{ts.BASE_URL}{name}/annotations.txt"]))
+        monkeypatch.setitem(KNOWN_MD5, f"{name}Part0.zip", tf.file_md5(served[f"{ts.BASE_URL}{name}/{name}Part0.zip"]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert fetch_traffic(root) == root
@@ -245,7 +247,7 @@ def test_fetch_offline_explains_manual_placement(tmp_path, monkeypatch):
     def offline(url, dest):
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(ts, "_download", offline)
+    monkeypatch.setattr(tf, "_download", offline)
     with pytest.raises(ConnectionError, match="To install by hand.*Set1Part0.zip"):
         fetch_traffic(tmp_path / "data")
     assert list((tmp_path / "data").iterdir()) == []

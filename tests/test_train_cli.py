@@ -27,6 +27,7 @@ TINY = dict(
     epochs=2,
     warmup_epochs=1,
     device="cpu",
+    threads=1,
 )
 
 
@@ -49,7 +50,7 @@ def test_parse_sets_reads_yaml_values():
 
 def test_train_end_to_end_then_skip(params, tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["train", str(params), "--out", str(out), "--set", "epochs=1", "--set", "threads=1"]) == 0
+    assert cli.main(["train", str(params), "--out", str(out), "--set", "epochs=1"]) == 0
     assert {p.name for p in out.iterdir()} == {
         records.CONFIG_FILE,
         records.HISTORY_FILE,

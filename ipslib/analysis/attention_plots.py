@@ -57,10 +57,15 @@ def _draw_panel(
 
 
 def _score_norm(values: np.ndarray, low: float | None = None) -> Any:
-    """Colour scale from ``low`` (default: the smallest value) to the largest value."""
+    """Colour scale from ``low`` (default: the smallest value) to the largest value; when every value is the
+    same (one kept patch, or ties) the scale runs from 0 to that value, so the colour bar stays readable."""
     from matplotlib.colors import Normalize
 
-    return Normalize(float(values.min()) if low is None else low, float(values.max()) + 1e-12)
+    high = float(values.max()) if values.size else 1.0
+    low = float(values.min()) if low is None and values.size else (low or 0.0)
+    if high - low <= 1e-9 * max(abs(high), 1e-12):
+        low, high = min(0.0, high), (high if high > 0 else 1.0)
+    return Normalize(low, high)
 
 
 def plot_maps(

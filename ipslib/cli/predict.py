@@ -6,11 +6,17 @@ in the checkpoint) without ever holding the image whole (see :mod:`ipslib.engine
 * ``prediction.json``: per task the predicted class (or present classes) and probabilities, the kept
   patches and their scores, time and peak memory; for ``--mnist-index`` also the true labels;
 * ``attention.png``: the kept patches coloured by selection score over a max-pooled thumbnail.
+
+Control models (issue 16) work the same way: ``selection: random`` keeps its evaluation draw (uniform
+scores), ``selection: all`` is refused when its memory estimate for the image exceeds ``memory_budget_mb``,
+and ``architecture: downsampled`` reads the image band by band into its S x S input (no kept patches: the
+picture is the thumbnail alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +61,12 @@ def register(subparsers: Any) -> None:
         help="patches with at most this fraction of non-blank pixels share one embedding "
         "(0: exactly blank patches only; selection unchanged)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="shuffle seed of the selection")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="shuffle seed of the selection (a selection: random model keeps its evaluation draw instead)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument(
         "--out",
@@ -77,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.image is not None and (args.canvas or args.n_noise is not None or args.digit_source):
         raise ConfigError("--canvas, --n-noise and --digit-source go with --mnist-index, not --image")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a file; name a folder (created if missing) for prediction.json")
     if args.threads:
         torch.set_num_threads(args.threads)
     net, cfg = load_model(args.checkpoint)
@@ -84,16 +97,29 @@ def run(args: argparse.Namespace) -> int:
     result = predict(net, cfg, source, min_foreground=args.min_foreground, seed=args.seed)
     out = args.out or Path("outputs") / "predictions" / name
     report = _report(args, cfg, source, result, described, layout)
-    atomic_write_json(out / "prediction.json", report)
+    atomic_write_json(out / "prediction.json", finite_json(report), strict=True)
     truth = f"  true: {report['true_labels']}" if layout is not None else ""
     title = f"{name}: " + ", ".join(f"{t}={v.get('class', v.get('present'))}" for t, v in result.tasks.items())
     _draw(source, result, title).savefig(out / "attention.png", dpi=110)
     print(f"{name}: {title.split(': ', 1)[1]}{truth}")
+    side = cfg.ips.downsample_size
+    what = f"{source.n_patches} patches" if cfg.ips.architecture == "ips" else f"the whole image at {side}x{side}"
     print(
-        f"{source.n_patches} patches ({result.skipped} background encodings skipped) in {result.seconds:.1f} s, "
+        f"{what} ({result.skipped} background encodings skipped) in {result.seconds:.1f} s, "
         f"peak RSS {report['peak_rss_mb']:.0f} MB; wrote {out / 'prediction.json'} and {out / 'attention.png'}"
     )
     return 0
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None, so the JSON written is strict."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def _source(args: argparse.Namespace, cfg: RunConfig) -> tuple[WindowSource, Any, str, dict[str, Any]]:
@@ -141,6 +167,9 @@ def _report(
         "n_patches": source.n_patches,
         "memory_size": cfg.ips.memory_size,
         "iter_size": cfg.ips.iter_size,
+        "architecture": cfg.ips.architecture,
+        "selection": cfg.ips.selection,
+        "downsample_size": cfg.ips.downsample_size,
         "tasks": result.tasks,
         "kept_patches": {"indices": result.indices.tolist(), "scores": result.scores.tolist()},
         "background_encodings_skipped": result.skipped,

@@ -39,6 +39,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--stop-after-epoch", type=int, default=None, metavar="N", help="stop after epoch N (the run stays resumable)"
     )
+    parser.add_argument(
+        "--wait", action="store_true", help="if another process trains in RUN_DIR, wait for it instead of failing"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -59,9 +62,17 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def load_config(params: Path, sets: list[str]) -> RunConfig:
-    """The params file with the ``--set`` overrides applied; errors name the offending key."""
+    """The params file with the ``--set`` overrides applied; errors name the offending key.
+
+    An empty params file is refused: it would silently train every default (a 1500 x 1500 canvas for minutes).
+    """
     overrides = parse_sets(sets)
     base = load_yaml_mapping(params)
+    if not base:
+        raise ConfigError(
+            f"{params}: the params file sets no keys; write the settings to train (at least `dataset: "
+            "megapixel_mnist` to train every default, a 1500 x 1500 canvas), e.g. params/examples/mnist_smoke.yaml"
+        )
     where = f"{params}" + (f" with --set {', '.join(overrides)}" if overrides else "")
     return RunConfig.from_flat({**base, **overrides}, where=where)
 
@@ -78,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         log=say,
         stop_after_epoch=args.stop_after_epoch,
+        wait=args.wait,
     )
     if not args.quiet and metrics.get("last"):
         test = metrics["last"]["test"]

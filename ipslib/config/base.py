@@ -1,9 +1,14 @@
 """Building blocks of the configuration: the error type, range checks, type-checked construction from a
-mapping, and YAML reading that names the file in every error."""
+mapping, and YAML reading that names the file in every error.
+
+Every float a config holds must be finite: :func:`build` refuses NaN and infinities (``.nan``, ``.inf`` in
+YAML) in any float field or tuple of floats, naming the key, and the range checks refuse NaN, which no
+comparison would catch. No field gives ``inf`` a meaning (a budget without limit is a large number)."""
 
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import re
 import types
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ipslib.config.options import TaskKind
+from ipslib.system.errors import IpslibError
 
 __all__ = [
     "ConfigError",
@@ -28,7 +34,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(IpslibError, ValueError):
     """A configuration value or key is invalid; the message names it and the valid choices."""
 
 
@@ -39,12 +45,12 @@ def _choice(name: str, value: Any, choices: typing.Iterable[Any]) -> None:
 
 
 def _at_least(name: str, value: float, low: float) -> None:
-    if value < low:
+    if not value >= low:  # also NaN
         raise ConfigError(f"{name}={value!r} is out of range; it must be >= {low}")
 
 
 def _within(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
+    if not low <= value <= high:  # also NaN
         raise ConfigError(f"{name}={value!r} is out of range; it must be in [{low}, {high}]")
 
 
@@ -144,8 +150,19 @@ def build(cls: type, mapping: Mapping[str, Any], *, where: str = "config") -> An
     for name, value in mapping.items():
         if not _type_ok(value, hints[name]):
             raise ConfigError(f"{where}: {name}={value!r} has the wrong type; expected {hints[name]}")
+        if not _finite(value):
+            raise ConfigError(f"{where}: {name}={value!r} is not a finite number; give a finite value")
         values[name] = _coerce(value, hints[name])
     return cls(**values)
+
+
+def _finite(value: Any) -> bool:
+    """False for a float NaN or infinity, also inside a tuple or list (ints and other values pass)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (tuple, list)):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

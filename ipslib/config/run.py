@@ -13,6 +13,7 @@ from typing import Any
 
 from ipslib.config.base import ConfigError, TaskSpec, build, check_options, load_yaml_mapping, to_dict
 from ipslib.config.data import DATASETS, MegapixelMNISTConfig
+from ipslib.config.grid import check_grid
 from ipslib.config.memory import check_all_selection
 from ipslib.config.model import AggregatorConfig, EncoderConfig, IPSConfig, RegulariserConfig, STKIMConfig, TrainConfig
 from ipslib.config.options import DatasetName, choices
@@ -75,6 +76,7 @@ class RunConfig:
             raise ConfigError(f"use_pos=True needs an even embedding width; got {self.embed_dim}")
         if self.encoder.arch == "resnet50" and self.encoder.proj_dim is None:
             raise ConfigError("arch='resnet50' needs proj_dim (the dissertation projects 2048 -> D)")
+        check_grid(self)  # the grid covers the image; memory_size < N
         self._check_controls()
 
     def _check_controls(self) -> None:
@@ -170,8 +172,11 @@ class RunConfig:
         """A copy with some flat keys changed (validated like :meth:`from_flat`)."""
         return RunConfig.from_flat({**self.to_flat(), **changes})
 
-    def key(self, *, exclude: typing.Iterable[str] = ("device", "num_workers", "threads", "memory_budget_mb")) -> str:
+    def key(self, *, exclude: typing.Iterable[str] = ("device", "num_workers", "memory_budget_mb")) -> str:
         """Short stable hash of the settings that define the result (not where or how fast it runs).
+
+        ``threads`` is part of it: CPU kernels split their sums by thread count, so 1 and 2 threads give
+        different weights (same key, same numbers; tests/test_reliability.py).
 
         Keys of :data:`DEFAULT_FREE_KEYS` are left out while they hold their default, so adding a key
         with a default that reproduces the old behaviour keeps every existing config's key.

@@ -33,10 +33,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ipslib.data' has no attribute {name!r}")
 
 
-def build_dataset(cfg: RunConfig, split: Split) -> Dataset:
-    """The torch view of the run's dataset for ``split`` ("train" or "test")."""
+def build_dataset(cfg: RunConfig, split: Split, *, patches: bool = False) -> Dataset:
+    """The torch view of the run's dataset for ``split`` ("train" or "test").
+
+    With ``patches``, a dataset whose canvases come from a layout (megapixel MNIST) returns instead, when
+    the model selects patches (``architecture: ips``), items of only the patches the layout says are not
+    blank (:mod:`ipslib.data.layout_items`): batch them with the view's ``collate`` (which the training
+    loop passes to its ``DataLoader``); selection and gradients are bit-identical to the image view's.
+    """
     from ipslib.data.registry import entry
 
     if split not in choices(Split):
         raise ValueError(f"split={split!r} is not valid; choose one of {', '.join(map(repr, choices(Split)))}")
-    return entry(cfg.dataset).torch_view(cfg.data, split)
+    found = entry(cfg.dataset)
+    if patches and found.layout_streaming and cfg.ips.architecture == "ips":
+        return found.open(cfg.data, split).patch_view(cfg.ips.patch_size, cfg.ips.patch_stride)
+    return found.torch_view(cfg.data, split)

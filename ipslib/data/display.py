@@ -36,12 +36,13 @@ def _format_value(value: Any) -> str:
     if array.ndim == 0:
         return str(array.item())
     if array.ndim == 1 and np.isin(array, (0, 1)).all():  # a 0/1 presence vector: list what is present
-        return "{" + ",".join(map(str, np.flatnonzero(array))) + "}"
+        present = np.flatnonzero(array)
+        return "{" + ",".join(map(str, present)) + "}" if len(present) else "none"
     return str(array.tolist())
 
 
 def format_labels(labels: Mapping[str, Any]) -> str:
-    """One line such as ``majority=3  max=7  top=3  multi={1,3,7}``."""
+    """One line such as ``majority=3  max=7  top=3  multi={1,3,7}`` (``multi=none``: no class present)."""
     return "  ".join(f"{name}={_format_value(value)}" for name, value in labels.items())
 
 

@@ -35,6 +35,7 @@ from ipslib.data.mnist_canvas import (
     canvas_labels,
     digit_bank,
     place_digits,
+    torch_targets,
 )
 from ipslib.data.noise import NoisePool, build_noise_pool
 from ipslib.data.resize import area_resize
@@ -47,6 +48,7 @@ __all__ = [
     "MegapixelMNIST",
     "MegapixelMNISTTorch",
     "to_float",
+    "torch_targets",
     "place_digits",
     "canvas_labels",
     "N_DIGITS",
@@ -171,6 +173,13 @@ class MegapixelMNIST:
         """The torch ``Dataset`` view (see :class:`MegapixelMNISTTorch`)."""
         return MegapixelMNISTTorch(self, patch_size=patch_size, patch_stride=patch_stride)
 
+    def patch_view(self, patch_size: int, patch_stride: int | None = None) -> Any:
+        """The torch ``Dataset`` of items cut with the layout's help: only the patches a stamp touches
+        (:class:`~ipslib.data.layout_items.MegapixelMNISTPatches`; batch with its ``collate``)."""
+        from ipslib.data.layout_items import MegapixelMNISTPatches
+
+        return MegapixelMNISTPatches(self, patch_size, patch_stride)
+
 
 class MegapixelMNISTTorch(Dataset):
     """Items ``(x, targets)``: x float32 in [0, 1], (1, H, W), or (N, 1, p, p) patches when ``patch_size``
@@ -192,7 +201,4 @@ class MegapixelMNISTTorch(Dataset):
         else:
             cut = patchify(torch.from_numpy(sample.image[None]), self.patch_size, self.patch_stride)
             x = to_float(cut.numpy())  # (N, 1, p, p)
-        labels = sample.labels
-        targets = {name: torch.tensor(labels[name], dtype=torch.long) for name in ("majority", "max", "top")}
-        targets["multi"] = torch.from_numpy(labels["multi"].astype(np.float32))
-        return x, targets
+        return x, torch_targets(sample.labels)

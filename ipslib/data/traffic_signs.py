@@ -1,10 +1,7 @@
 """Swedish Traffic Signs (Larsson & Felsberg 2011) as used by IPS and the dissertation: speed-limit classification.
 
-Layout on disk (what :func:`fetch_traffic` produces, and what users who place the files by hand provide)::
-
-    <root>/Set1/annotations.txt   <root>/Set1/<images of Set1Part0.zip, directly or in one subfolder>
-    <root>/Set2/annotations.txt   <root>/Set2/<images of Set2Part0.zip, directly or in one subfolder>
-
+Layout on disk, fetching and checksums: :mod:`ipslib.data.traffic_fetch` (:func:`fetch_traffic` is re-exported
+here). An image that cannot be decoded (truncated, damaged) is a DataError naming the file, also mid-epoch.
 ``root`` defaults to ``$IPSLIB_DATA/traffic_signs`` (``IPSLIB_DATA`` defaults to ``~/.cache/ipslib``).
 Annotation grammar, filter and subsets: :mod:`ipslib.data.traffic_annotations` (spec §9). The training split is
 ``config.train_set`` and the test split the other set (the author's seed-parity rule made explicit).
@@ -13,13 +10,6 @@ Classes: 0 no-sign, 1 = 50, 2 = 70, 3 = 80 km/h.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
-import warnings
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,69 +21,16 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from ipslib.config import TrafficSignsConfig, build
-from ipslib.config.options import Split, TrainSet, choice_error, choices
-from ipslib.data.traffic_annotations import (
-    ANNOTATIONS,
-    CLASS_NAMES,
-    KNOWN_MD5,
-    Entry,
-    Item,
-    class_counts,
-    filter_entries,
-    read_annotations,
-    select_subset,
-)
-from ipslib.system.files import atomic_write_chunks, data_root, file_md5
+from ipslib.config.options import Split, choice_error
+from ipslib.data.traffic_annotations import ANNOTATIONS, CLASS_NAMES, Item, class_counts, filter_entries, select_subset
+from ipslib.data.traffic_fetch import BASE_URL, SETS, default_root, fetch_traffic, load_set, resolve_root
+from ipslib.system.errors import DataError
 
 __all__ = ["TrafficSigns", "fetch_traffic", "default_root", "CLASS_NAMES", "BASE_URL", "IMAGENET_MEAN", "IMAGENET_STD"]
 
-BASE_URL = "https://www.cvl.isy.liu.se/research/trafficSigns/swedishSignsSummer/"
-SETS = choices(TrainSet)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-
-
-def default_root() -> Path:
-    """``$IPSLIB_DATA/traffic_signs``; ``IPSLIB_DATA`` defaults to ``~/.cache/ipslib`` (:func:`data_root`)."""
-    return data_root() / "traffic_signs"
-
-
-def _resolve_root(root: str | os.PathLike | None) -> Path:
-    return Path(root).expanduser() if root else default_root()
-
-
-def _image_index(set_dir: Path) -> dict[str, Path]:
-    """File name -> path for the images directly in ``set_dir`` or one folder down (direct ones win)."""
-    index: dict[str, Path] = {}
-    if not set_dir.is_dir():
-        return index
-    subdirs = sorted(p for p in set_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for folder in [*reversed(subdirs), set_dir]:
-        index.update({p.name: p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES})
-    return index
-
-
-def _load_set(set_dir: Path, set_name: str, *, check_images: bool) -> tuple[list[Entry], dict[str, Path]]:
-    """Parse a set's annotations (warning on an unknown md5) and check that every image is present."""
-    path = set_dir / ANNOTATIONS
-    entries = read_annotations(path)
-    digest = file_md5(path)
-    if digest != KNOWN_MD5.get(set_name):
-        warnings.warn(
-            f"{path}: md5 {digest} differs from the published {set_name} annotations "
-            f"({KNOWN_MD5.get(set_name)}); loading it anyway, but results may not be comparable",
-            stacklevel=3,
-        )
-    images = _image_index(set_dir)
-    if check_images:
-        for entry in entries:
-            if entry.file not in images:
-                raise FileNotFoundError(
-                    f"{set_dir / entry.file}: image not found (referenced by {path} line "
-                    f"{entry.line}; images may lie in {set_dir} or one folder below it)"
-                )
-    return entries, images
 
 
 class TrafficSigns(Dataset):
@@ -119,14 +56,14 @@ class TrafficSigns(Dataset):
             raise ValueError(message)
         self.config, self.split = config, split
         self.set_name = config.train_set if split == "train" else SETS[1 - SETS.index(config.train_set)]
-        self.root = _resolve_root(config.root)
+        self.root = resolve_root(config.root)
         set_dir = self.root / self.set_name
         if not (set_dir / ANNOTATIONS).is_file():
             raise FileNotFoundError(
                 f"{set_dir / ANNOTATIONS}: annotation file not found; run "
                 f"`ipslib data fetch traffic` or see ipslib.data.traffic_signs.fetch_traffic"
             )
-        entries, self._images = _load_set(set_dir, self.set_name, check_images=check_images)
+        entries, self._images = load_set(set_dir, self.set_name, check_images=check_images)
         self._set_dir = set_dir
         items = filter_entries(entries)
         if split == "train" or config.subset_mode == "first_k":
@@ -154,8 +91,17 @@ class TrafficSigns(Dataset):
         return class_counts(self.items)
 
     def _open(self, i: int) -> Image.Image:
-        with Image.open(self._path(self.items[i])) as image:
-            return image.convert("RGB")
+        path = self._path(self.items[i])
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as err:  # truncated or damaged file (PIL raises OSError)
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise DataError(
+                f"{path}: cannot decode the image ({type(err).__name__}: {err}); the file is truncated or damaged: "
+                f"replace it from {BASE_URL}{self.set_name}/ (item {i} of the {self.split} split)"
+            ) from None
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         item = self.items[i]
@@ -205,87 +151,3 @@ def _build_transform(config: TrafficSignsConfig, *, train: bool) -> v2.Compose:
         steps += [v2.ColorJitter(0.1, 0.1, 0.1, 0.1), v2.RandomAffine(degrees=0, translate=(100 / 1600, 100 / 1200))]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     return v2.Compose(steps)
-
-
-# ---------------------------------------------------------------------------------------------- fetching
-def _download(url: str, dest: Path) -> None:
-    """Fetch ``url`` to ``dest`` over https with the default (verifying) certificate checks."""
-    with urllib.request.urlopen(url, timeout=60) as response:
-        atomic_write_chunks(dest, iter(lambda: response.read(1 << 20), b""))
-
-
-def _manual_help(root: Path) -> str:
-    return (
-        f"To install by hand, download from {BASE_URL} the files Set1/annotations.txt, Set1/Set1Part0.zip, "
-        f"Set2/annotations.txt and Set2/Set2Part0.zip, then place each set's annotations.txt in "
-        f"{root}/SetN/ and unzip SetNPart0.zip into {root}/SetN/ (the images may sit directly there or in "
-        f"one subfolder); `ipslib data fetch traffic` then only verifies the folder."
-    )
-
-
-def _extract(archive: Path, dest_parent: Path, name: str) -> Path:
-    """Unzip into a temporary folder next to the target and return the folder holding the images."""
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest_parent))
-    with zipfile.ZipFile(archive) as zipped:
-        for member in zipped.namelist():
-            target = (scratch / member).resolve()
-            if not target.is_relative_to(scratch.resolve()):
-                raise ValueError(f"{archive}: unsafe member path {member!r}")
-        zipped.extractall(scratch)
-    children = [p for p in scratch.iterdir() if not p.name.startswith("__MACOSX")]
-    if len(children) == 1 and children[0].is_dir():
-        return children[0]
-    return scratch
-
-
-def _install_set(root: Path, set_name: str) -> None:
-    """Download one set to a temporary folder, check the annotations' md5, then move it into place."""
-    set_dir = root / set_name
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{set_name}-download-", dir=root))
-    try:
-        annotations, archive = scratch / ANNOTATIONS, scratch / f"{set_name}Part0.zip"
-        for url, dest in (
-            (f"{BASE_URL}{set_name}/{ANNOTATIONS}", annotations),
-            (f"{BASE_URL}{set_name}/{archive.name}", archive),
-        ):
-            try:
-                _download(url, dest)
-            except (urllib.error.URLError, OSError) as err:
-                raise ConnectionError(f"could not download {url} ({err}). {_manual_help(root)}") from err
-        digest = file_md5(annotations)
-        if digest != KNOWN_MD5[set_name]:
-            raise ValueError(
-                f"{BASE_URL}{set_name}/{ANNOTATIONS}: md5 {digest}, expected {KNOWN_MD5[set_name]}; "
-                f"the published file changed. {_manual_help(root)}"
-            )
-        images = _extract(archive, scratch, f"{set_name}Part0")
-        set_dir.mkdir(exist_ok=True)
-        target = set_dir / f"{set_name}Part0"
-        if target.exists():
-            raise FileExistsError(f"{target}: already exists; remove it or complete {set_dir} by hand")
-        images.rename(target)
-        annotations.rename(set_dir / ANNOTATIONS)  # last: a set counts as present once this file exists
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def fetch_traffic(root: str | os.PathLike | None = None) -> Path:
-    """Make sure ``root`` holds both sets; download what is missing, verify what is there.
-
-    A set whose ``annotations.txt`` is present is only verified (parsed, md5 compared with a warning, every
-    referenced image present); a missing set is downloaded from :data:`BASE_URL` over https, checked against
-    the published md5 and moved into place atomically.
-
-    Returns:
-        the root folder.
-    Raises:
-        ConnectionError: the download failed (the message explains how to place the files by hand).
-        FileNotFoundError / ValueError: a missing image or a malformed annotation line, naming file and line.
-    """
-    root = _resolve_root(root)
-    for set_name in SETS:
-        if not (root / set_name / ANNOTATIONS).is_file():
-            _install_set(root, set_name)
-        _load_set(root / set_name, set_name, check_images=True)
-    return root

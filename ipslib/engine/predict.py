@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from ipslib.config import ConfigError, MegapixelMNISTConfig, RunConfig
+from ipslib.config.memory import check_all_selection
 from ipslib.engine.records import CHECKPOINT_FILE
+from ipslib.engine.whole_image import downsample_source
 from ipslib.streaming.windows import WindowSource, skip_blank_patches
 
 __all__ = ["Prediction", "load_model", "predict", "score_grid", "draw_attention_map", "mnist_source", "image_source"]
@@ -34,7 +36,8 @@ class Prediction:
 
     Attributes:
         tasks: task name -> {"probabilities": list, and "class" (multiclass) or "present" (multilabel)}.
-        indices: (M,) kept patch indices in the row-major grid; scores: (M,) their selection scores.
+        indices: (M,) kept patch indices in the row-major grid; scores: (M,) their selection scores
+            (uniform for the random and all arms; both empty for the downsampled model).
         grid: (rows, cols) of the patch grid.
         seconds: selection + aggregation wall time.
         skipped: encoder inputs answered with the shared background embedding (with ``dedup_blank``
@@ -50,36 +53,31 @@ class Prediction:
 
 
 def load_model(checkpoint: str | Path):
-    """An IPSNet in eval mode and its RunConfig from a run directory or its ``checkpoint.pt``.
+    """The network (IPSNet or a control, :func:`~ipslib.model.controls.build_model`) in eval mode and its
+    RunConfig, from a run directory or its ``checkpoint.pt``.
 
     The model classifies images of any size: positional encodings are computed per patch index on demand.
 
     Raises:
-        FileNotFoundError: no checkpoint there. ConfigError: the file is not an ipslib checkpoint.
+        FileNotFoundError: no checkpoint there. CheckpointError: the file is damaged (its content hash does
+            not match), unreadable or not an ipslib checkpoint (:func:`ipslib.engine.checkpoint.load_checkpoint`).
     """
-    from ipslib.model.ips import IPSNet
+    from ipslib.engine.checkpoint import load_checkpoint
+    from ipslib.model.controls import build_model
+    from ipslib.system.errors import CheckpointError
 
     path = Path(checkpoint)
     path = path / CHECKPOINT_FILE if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"CHECKPOINT {checkpoint}: no such file or run directory with {CHECKPOINT_FILE}")
+    ckpt = load_checkpoint(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         cfg = RunConfig.from_flat(ckpt["config"], where=str(path))
         state = ckpt["model"]
-    except (KeyError, TypeError, RuntimeError, EOFError) as err:
-        raise ConfigError(f"CHECKPOINT {path}: not an ipslib checkpoint ({type(err).__name__}: {err})") from None
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"CHECKPOINT {path}: not an ipslib checkpoint ({type(err).__name__}: {err})") from None
     encoder = dataclasses.replace(cfg.encoder, weights="none", weights_path="")  # the checkpoint has the weights
-    net = IPSNet(
-        encoder=encoder,
-        aggregator=cfg.aggregator,
-        ips=cfg.ips,
-        regulariser=cfg.regulariser,
-        stkim=cfg.stkim,
-        tasks=cfg.tasks,
-        in_channels=cfg.in_channels,
-        n_patches=cfg.n_patches,
-    )
+    net = build_model(dataclasses.replace(cfg, encoder=encoder))
     net.load_state_dict(state)
     return net.eval(), cfg
 
@@ -100,7 +98,11 @@ def _task_outputs(logits: dict[str, torch.Tensor], cfg: RunConfig) -> dict[str, 
 def predict(net, cfg: RunConfig, source: WindowSource, *, min_foreground: float = 0.0, seed: int = 0) -> Prediction:
     """Select and aggregate one image (batch of one) in eval mode, background patches skipped.
 
-    ``seed`` fixes the shuffle order of selection (and STKIM draws in eval, if the model uses them).
+    ``seed`` fixes the shuffle order of selection (and STKIM draws in eval, if the model uses them); a
+    ``selection: random`` model keeps its evaluation draw (``selection_seed`` and the image's content).
+    ``selection: all`` is refused (ConfigError naming the estimate and ``memory_budget_mb``) when holding
+    every patch and passing them through the trunk at once would not fit; the downsampled model reads the
+    image band by band (:func:`~ipslib.engine.whole_image.downsample_source`) and keeps no patches.
     """
     if source.batch_size != 1:
         raise ValueError(f"predict classifies one image; the source holds {source.batch_size}")
@@ -108,17 +110,30 @@ def predict(net, cfg: RunConfig, source: WindowSource, *, min_foreground: float 
         raise ConfigError(f"the image has {source.channels} channel(s) but the model expects {cfg.in_channels}")
     if (source.patch_size, source.stride) != (cfg.ips.patch_size, cfg.ips.stride):
         raise ValueError("the source must cut patches of the model's patch_size and stride")
+    whole = cfg.ips.architecture == "downsampled"
+    if cfg.ips.selection == "all" and not whole:
+        check_all_selection(
+            cfg.encoder,
+            in_channels=cfg.in_channels,
+            patch_size=cfg.ips.patch_size,
+            n_patches=source.n_patches,
+            batch_size=1,
+            budget_mb=cfg.ips.memory_budget_mb,
+            gradients=False,
+            where=f"selection='all' on this {source.height}x{source.width} image",
+        )
     torch.manual_seed(seed)
     net.eval()
     start = time.perf_counter()
     with torch.no_grad(), skip_blank_patches(net, min_foreground=min_foreground) as wrapper:
-        selection = net.select(source)
+        selection = net.select(downsample_source(source, 0, cfg.ips.downsample_size) if whole else source)
         logits = net(selection)
     seconds = time.perf_counter() - start
+    kept = slice(0, 0) if whole else slice(None)  # the downsampled model keeps no patches of the grid
     return Prediction(
         tasks=_task_outputs(logits, cfg),
-        indices=selection.indices[0].cpu().numpy(),
-        scores=selection.scores[0].float().cpu().numpy(),
+        indices=selection.indices[0, kept].cpu().numpy(),
+        scores=selection.scores[0, kept].float().cpu().numpy(),
         grid=source.grid,
         seconds=seconds,
         skipped=wrapper.skipped,
@@ -163,16 +178,17 @@ def draw_attention_map(
         extent=(0, width, height, 0),
         interpolation="nearest",
     )
-    colours = _score_colours(prediction.scores)
-    side = max(patch_size, 0.006 * max(height, width))  # keep squares visible on huge images
-    _draw_kept_patches(ax, prediction, colours, stride=stride, side=side)
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-    bar = fig.colorbar(colours, ax=ax, shrink=0.7, label="selection score of kept patch")
-    bar.formatter.set_useOffset(False)
+    if len(prediction.scores):  # a whole-image model keeps no patches: the thumbnail alone
+        colours = _score_colours(prediction.scores)
+        side = max(patch_size, 0.006 * max(height, width))  # keep squares visible on huge images
+        _draw_kept_patches(ax, prediction, colours, stride=stride, side=side)
+        bar = fig.colorbar(colours, ax=ax, shrink=0.7, label="selection score of kept patch")
+        bar.formatter.set_useOffset(False)
     return fig
 
 
@@ -238,7 +254,8 @@ def mnist_source(
 
 
 def image_source(cfg: RunConfig, path: str | Path) -> WindowSource:
-    """A streaming source for an image file (.npy, .tif/.tiff, .png, .jpg/.jpeg) cut like the model's data."""
-    from ipslib.streaming.disk import open_image_source
+    """A streaming source for an image file (.npy, .tif/.tiff, .png, .jpg/.jpeg) cut like the model's data, its
+    file and pixels checked first (:mod:`ipslib.engine.image_checks`: float pixels in [0, 1], all finite)."""
+    from ipslib.engine.image_checks import open_checked_image
 
-    return open_image_source(path, cfg.ips.patch_size, cfg.ips.stride, channels=cfg.in_channels)
+    return open_checked_image(path, cfg.ips.patch_size, cfg.ips.stride, channels=cfg.in_channels)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import pandas as pd
 import yaml
 
 from ipslib.config import ConfigError, RunConfig, load_yaml_mapping
+from ipslib.system.errors import RecordError
 from ipslib.system.files import atomic_write_text
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "HISTORY_FILE",
     "METRICS_FILE",
     "CHECKPOINT_FILE",
+    "LOCK_FILE",
     "HISTORY_HEAD",
     "TIMING_FIELDS",
     "RunRecord",
@@ -55,11 +58,14 @@ CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+LOCK_FILE = ".train.lock"
+"""Held by the process that trains in (or migrates) the run directory; its PID inside."""
 HISTORY_HEAD = ["epoch", "lr", "epoch_seconds", "ms_per_batch", "peak_memory_mb"]
 TIMING_FIELDS = ("epoch_seconds", "ms_per_batch", "peak_memory_mb", "wall_seconds")
 """Columns/keys that measure speed or memory and so differ between otherwise identical runs."""
-EXECUTION_KEYS = ("device", "num_workers", "threads")
-"""Config keys that change where or how fast a run goes, not its result (excluded from the key)."""
+EXECUTION_KEYS = ("device", "num_workers")
+"""Config keys that change where or how fast a run goes, not its result (excluded from the key). ``threads`` is
+not one: CPU sums are split by thread count, so it changes the numbers and is part of the key."""
 
 
 class RunDirConflict(ConfigError):
@@ -171,9 +177,24 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     """``metrics.json`` as a dict: ``{"last": {"epoch", "train": {task: {"accuracy", "loss"}}, "test":
     ...}, "best": same for the epoch with the highest mean test accuracy, "efficiency":
     {"ms_per_batch", "peak_memory_mb", "device"}, "finished", "config_key", "epochs", ...}``; ``{}``
-    when the file does not exist."""
+    when the file does not exist. A failed run also has ``failed`` (``{"error", "epoch", "step"}``).
+
+    Raises:
+        RecordError: the file is not a JSON object (truncated or damaged), naming it.
+    """
     path = Path(run_dir) / METRICS_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        metrics = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RecordError(
+            f"{path}: not valid JSON ({err}); the file is damaged or truncated. Training the run again "
+            "(ipslib train with the same --out, or ipslib run) rewrites it from the checkpoint"
+        ) from None
+    if not isinstance(metrics, dict):
+        raise RecordError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+    return metrics
 
 
 def load_run(run_dir: str | Path) -> RunRecord:
@@ -185,8 +206,15 @@ def load_run(run_dir: str | Path) -> RunRecord:
 
 
 def is_finished(run_dir: str | Path, cfg: RunConfig | None = None) -> bool:
-    """True when ``metrics.json`` says the run finished and, given ``cfg``, was made with the same key."""
-    metrics = read_metrics(run_dir)
+    """True when ``metrics.json`` says the run finished and, given ``cfg``, was made with the same key.
+
+    A damaged ``metrics.json`` counts as not finished (with a warning naming it), so the run is trained again
+    (resumed from its checkpoint) instead of stopping every listing of runs."""
+    try:
+        metrics = read_metrics(run_dir)
+    except RecordError as err:
+        warnings.warn(str(err), stacklevel=2)
+        return False
     if not metrics.get("finished"):
         return False
     return cfg is None or metrics.get("config_key") == cfg.key()

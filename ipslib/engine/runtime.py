@@ -8,14 +8,18 @@ Nothing here changes a result except the seeds; it is shared by the engine and t
 from __future__ import annotations
 
 import contextlib
+import functools
+import queue
 import random
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
 from ipslib.config import Amp, choices
+from ipslib.system.errors import IpslibError
 from ipslib.system.machine import peak_memory_mb
 
 __all__ = [
@@ -29,6 +33,9 @@ __all__ = [
     "reset_peak_memory",
     "peak_memory_mb",
     "autocast",
+    "cpu_has_bf16",
+    "Bf16Unavailable",
+    "prefetch",
 ]
 
 
@@ -101,11 +108,36 @@ def reset_peak_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+class Bf16Unavailable(IpslibError, RuntimeError):
+    """``amp: bf16`` was asked for on a device without native bfloat16 arithmetic."""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX), rather than emulating it."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(torch.backends.mkldnn.is_available() and check is not None and check())
+
+
 def autocast(device: torch.device, amp: Amp) -> contextlib.AbstractContextManager:
-    """``amp="bf16"``: bfloat16 autocast on ``device``; ``"none"``: a no-op context."""
+    """``amp="bf16"``: bfloat16 autocast on ``device``; ``"none"``: a no-op context.
+
+    Under bf16 the convolutions and matrix products run in bfloat16 (float32 accumulation); the model keeps
+    selection scores and their top-M in float32 (:meth:`ipslib.model.ips.IPSNet.select`), losses are
+    float32. There is no silent fallback: on a CPU without native bfloat16 (no AVX512-BF16 / AMX; torch
+    would emulate it, several times slower than float32) or a GPU without it, :class:`Bf16Unavailable`
+    is raised, so a config gives the same numbers wherever it runs or does not run at all.
+    """
     if amp == "none":
         return contextlib.nullcontext()
     if amp == "bf16":
+        if device.type == "cpu" and not cpu_has_bf16():
+            raise Bf16Unavailable(
+                "amp='bf16' needs a CPU with native bfloat16 (AVX512-BF16 or AMX); this one would emulate it, "
+                "slower than float32. Set amp: none (float32)."
+            )
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise Bf16Unavailable(f"amp='bf16': {torch.cuda.get_device_name(device)} has no bfloat16; set amp: none")
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     raise ValueError(f"amp={amp!r} is not valid; choose one of {', '.join(map(repr, choices(Amp)))}")
 
@@ -120,3 +152,50 @@ def num_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+_DONE = object()
+
+
+def prefetch(batches: Iterable[Any], depth: int = 1) -> Iterator[Any]:
+    """The items of ``batches`` in order, the next ``depth`` produced by a background thread meanwhile.
+
+    For a ``DataLoader`` without worker processes: the next batch is generated while the current step
+    computes (torch releases the GIL inside its kernels), so generation leaves the critical path wherever a
+    core is free. The items and their order are unchanged (results are identical); an exception of the
+    producer is raised here, at the item it failed on. Closing the iterator early stops the thread.
+    """
+    items: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((_DONE, None))
+        except BaseException as err:  # handed to the consumer, raised there
+            items.put((_DONE, err))
+
+    thread = threading.Thread(target=produce, daemon=True, name="ipslib-prefetch")
+    thread.start()
+    try:
+        while True:
+            item, err = items.get()
+            if err is not None:
+                raise err
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                items.get_nowait()
+        thread.join(timeout=5)

@@ -21,6 +21,8 @@ from ipslib.engine.metrics import EpochMeter
 from ipslib.engine.schedule import WarmupCosine
 from ipslib.model.patches import patchify
 from ipslib.model.selection import Selection
+from ipslib.model.sources import sub_batch
+from ipslib.system.errors import NonFiniteError
 
 __all__ = [
     "Context",
@@ -52,17 +54,21 @@ def select_batch(net: torch.nn.Module, images: torch.Tensor, ctx: Context) -> Se
     With ``architecture: downsampled`` the net receives the whole images and resizes them itself
     (:class:`ipslib.model.controls.DownsampledNet`; one "patch" (C, S, S) per image).
 
+    Under ``amp: bf16`` the encoder of the selection runs in bfloat16; the model scores and ranks in float32.
+
     Args:
         images: (B, C, H, W) on the CPU; patches are cut as views and stay there until IPS moves chunks.
+            Or a batch that is already a patch source (:class:`~ipslib.model.sources.PatchSource`, e.g. the
+            layout-cut items of :func:`ipslib.data.build_dataset` with ``patches=True``).
     Returns:
         The net's Selection with patches (B, M, C, p, p), indices (B, M), scores (B, M) on the device.
     """
     ips = ctx.cfg.ips
-    whole = ips.architecture == "downsampled"
+    whole = ips.architecture == "downsampled" or not isinstance(images, torch.Tensor)
     inputs = images if whole else patchify(images, ips.patch_size, ips.stride)  # (B, N, C, p, p)
     size = ctx.cfg.train.sub_batch_size or len(images)
-    with torch.no_grad():  # float32 even under amp: bf16 scores tie and would change the selection
-        parts = [net.select(inputs[i : i + size]) for i in range(0, len(images), size)]
+    with torch.no_grad(), ctx.autocast():
+        parts = [net.select(sub_batch(inputs, i, i + size)) for i in range(0, len(images), size)]
     return _to_device(_concat(parts), ctx.device)
 
 
@@ -101,14 +107,33 @@ def gradient_step(
 
     Returns:
         (losses, logits) on the device.
+    Raises:
+        NonFiniteError: the loss or a gradient is NaN or infinite; the step is not taken, so the weights stay
+            as they were (the message names the loss term or the parameter).
     """
     losses, logits = _forward_losses(net, selection, targets, ctx)
+    _check_finite_loss(losses)
     optimizer.zero_grad(set_to_none=True)
     losses["loss"].backward()
+    _check_finite_gradients(net)
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.step()
     return losses, logits
+
+
+def _check_finite_loss(losses: dict[str, torch.Tensor]) -> None:
+    if not bool(torch.isfinite(losses["loss"].detach()).all()):
+        terms = ", ".join(f"{k}={float(v.detach().float().mean()):g}" for k, v in losses.items() if v.numel())
+        raise NonFiniteError(f"the loss is not finite ({terms})")
+
+
+def _check_finite_gradients(net: torch.nn.Module) -> None:
+    named = [(name, p.grad) for name, p in net.named_parameters() if p.grad is not None]
+    if not named or bool(torch.isfinite(torch.stack([g.detach().float().sum() for _, g in named])).all()):
+        return
+    bad = next((name for name, g in named if not bool(torch.isfinite(g).all())), named[0][0])
+    raise NonFiniteError(f"the gradient of {bad} is not finite")
 
 
 def train_step(
@@ -146,11 +171,15 @@ def train_one_epoch(
     """
     net.train()
     meter, seconds, lr = EpochMeter(ctx.cfg.tasks), [], float("nan")
-    for images, targets in loader:
+    for batch, (images, targets) in enumerate(_prefetched(loader), start=1):
         start = time.perf_counter()
         state.step += 1
         lr = schedule(state.step)
-        losses, logits, targets = train_step(net, optimizer, images, targets, ctx, lr)
+        try:
+            losses, logits, targets = train_step(net, optimizer, images, targets, ctx, lr)
+        except NonFiniteError as err:
+            where = f"epoch {state.epoch + 1}, step {state.step} (batch {batch} of {len(loader)}, lr {lr:.3g})"
+            raise NonFiniteError(f"{where}: {err}; training stopped before this step's update") from None
         runtime.synchronize(ctx.device)
         seconds.append(time.perf_counter() - start)
         meter.update(losses, logits, targets)
@@ -164,12 +193,17 @@ def evaluate(net: torch.nn.Module, loader: DataLoader, ctx: Context) -> dict[str
     """Mean loss and accuracy per task over ``loader`` in eval mode (what STKIM/shuffle do is the model's)."""
     net.eval()
     meter = EpochMeter(ctx.cfg.tasks)
-    for images, targets in loader:
+    for images, targets in _prefetched(loader):
         selection = select_batch(net, images, ctx)
         targets = {task: value.to(ctx.device) for task, value in targets.items()}
         losses, logits = _forward_losses(net, selection, targets, ctx)
         meter.update(losses, logits, targets)
     return meter.compute()
+
+
+def _prefetched(loader: DataLoader):
+    """The loader's batches, the next one generated in a thread meanwhile when it has no worker processes."""
+    return runtime.prefetch(loader) if loader.num_workers == 0 else loader
 
 
 def build_optimizer(net: torch.nn.Module, cfg: RunConfig) -> torch.optim.AdamW:

@@ -7,6 +7,13 @@ with the rate of :class:`~ipslib.engine.schedule.WarmupCosine`. After every epoc
 evaluated and the run directory (:mod:`ipslib.engine.records`) is updated atomically, checkpoint included,
 so rerunning the same call resumes after the last finished epoch.
 
+One process at a time trains in a run directory: :func:`train` holds its lock file (``.train.lock``, the
+holder's PID inside) from the first check to the last write, so a second process (also one with ``force``) is
+refused naming the holder, and a lock left by a killed process is taken over. Temporary files that a kill
+left behind are removed on the next start. A NaN or infinite loss or gradient stops the run at once
+(:class:`~ipslib.system.errors.NonFiniteError` naming epoch and step); ``metrics.json`` then records it as
+failed and the checkpoint of the last good epoch stays.
+
 Legend: B images per batch, N patches per image, M selected, C channels, p patch side.
 """
 
@@ -15,6 +22,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ipslib.config import RunConfig
+from ipslib.config import ConfigError, RunConfig
+from ipslib.config.grid import grid_warnings
 from ipslib.engine import checkpoint, records, runtime
 from ipslib.engine.schedule import WarmupCosine, steps_per_epoch
 from ipslib.engine.steps import (
@@ -36,6 +45,8 @@ from ipslib.engine.steps import (
     train_one_epoch,
     train_step,
 )
+from ipslib.system.errors import LockHeld, NonFiniteError
+from ipslib.system.files import exclusive_lock, remove_stale_temps
 
 __all__ = [
     "train",
@@ -61,6 +72,7 @@ def _loader(dataset: Dataset, cfg: RunConfig, *, shuffle: bool, seed: int) -> Da
         drop_last=False,
         num_workers=cfg.train.num_workers,
         generator=generator,
+        collate_fn=getattr(dataset, "collate", None),  # layout-cut items batch into a patch source
     )
 
 
@@ -97,6 +109,7 @@ def train(
     force: bool = False,
     log: Callable[[str], None] | None = None,
     stop_after_epoch: int | None = None,
+    wait: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (resuming it if it holds a checkpoint of the same config).
 
@@ -105,23 +118,46 @@ def train(
         force: discard a previous run in ``run_dir`` (finished or not) and start over.
         log: called with one summary line per epoch and status messages (the CLI passes ``print``).
         stop_after_epoch: end after this epoch, leaving the run unfinished and resumable.
+        wait: when another process trains in ``run_dir``, wait for it (then resume or skip) instead of failing.
     Returns:
         The ``metrics.json`` dict (:func:`ipslib.engine.records.read_metrics`).
     Raises:
         records.RunDirConflict: ``run_dir`` holds a run of another config (the message names the keys).
+        LockHeld: another living process trains in ``run_dir`` (the message names its PID).
+        NonFiniteError: a loss or gradient was not finite (the run is recorded as failed).
     """
     run_dir, say = Path(run_dir), log or (lambda message: None)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: is a file, not a run directory; name a folder (created if missing)")
+    try:
+        with exclusive_lock(run_dir / records.LOCK_FILE, wait=wait, what=f"run directory {run_dir}") as dead:
+            if dead is not None:
+                say(f"{run_dir}: took over the lock left by process {dead}, which is no longer running")
+            for stale in remove_stale_temps(run_dir):
+                say(f"{run_dir}: removed {stale.name}, left by an interrupted write")
+            return _train_locked(cfg, run_dir, progress, force, say, stop_after_epoch)
+    except LockHeld as err:
+        raise LockHeld(f"{err}; --force does not override a process that is training", err.pid) from None
+
+
+def _train_locked(
+    cfg: RunConfig, run_dir: Path, progress: bool | None, force: bool, say: Callable[[str], None], stop: int | None
+) -> dict[str, Any]:
     if force:
         for name in (records.METRICS_FILE, records.CHECKPOINT_FILE, records.HISTORY_FILE, records.CONFIG_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+        for name in (checkpoint.PREVIOUS_FILE, checkpoint.DAMAGED_FILE):
             (run_dir / name).unlink(missing_ok=True)
     records.check_run_dir(run_dir, cfg)
     if records.is_finished(run_dir, cfg):
         say(f"{run_dir}: complete ({cfg.train.epochs} epochs); nothing to do (force=True / --force retrains)")
         return records.read_metrics(run_dir)
     records.write_config(run_dir, cfg)
+    for message in grid_warnings(cfg):
+        warnings.warn(f"{run_dir}: {message}", stacklevel=3)
     progress = progress_default() if progress is None else progress
     with runtime.num_threads(cfg.train.threads):
-        return _run(cfg, run_dir, progress, say, stop_after_epoch)
+        return _run(cfg, run_dir, progress, say, stop)
 
 
 def _run(cfg: RunConfig, run_dir: Path, progress: bool, say: Callable[[str], None], stop: int | None) -> dict[str, Any]:
@@ -129,7 +165,7 @@ def _run(cfg: RunConfig, run_dir: Path, progress: bool, say: Callable[[str], Non
     from ipslib.model.controls import build_model
 
     ctx = Context(cfg, runtime.resolve_device(cfg.train.device))
-    train_set, test_set = build_dataset(cfg, "train"), build_dataset(cfg, "test")
+    train_set, test_set = build_dataset(cfg, "train", patches=True), build_dataset(cfg, "test", patches=True)
     runtime.seed_everything(cfg.train.train_seed)
     net = build_model(cfg).to(ctx.device)
     optimizer = build_optimizer(net, cfg)
@@ -147,10 +183,21 @@ def _run(cfg: RunConfig, run_dir: Path, progress: bool, say: Callable[[str], Non
     ) as bar:
         for epoch in range(state.epoch + 1, last + 1):
             bar.set_postfix_str(f"epoch {epoch}/{cfg.train.epochs}")
-            row = _run_epoch(epoch, net, optimizer, loaders, schedule, state, ctx, bar)
+            try:
+                row = _run_epoch(epoch, net, optimizer, loaders, schedule, state, ctx, bar)
+            except NonFiniteError as err:
+                failed = {"error": str(err), "epoch": epoch, "step": state.step}
+                checkpoint.write_metrics(run_dir, net, state, cfg, ctx.device, failed=failed)
+                kept = f"the checkpoint of epoch {state.epoch} is kept" if state.epoch else "no epoch had finished"
+                raise NonFiniteError(
+                    f"{run_dir}: {err}; recorded as failed in {records.METRICS_FILE} ({kept}); a lower lr or a "
+                    "longer warmup_epochs may help"
+                ) from None
             checkpoint.save(run_dir, net, optimizer, state, ctx.cfg, ctx.device, loaders)
             with tqdm.external_write_mode():
                 say(_summary(row, cfg))
+    if state.history:  # also after a kill between the checkpoint and the history
+        records.write_history(run_dir, state.history)
     return checkpoint.write_metrics(run_dir, net, state, cfg, ctx.device)
 
 

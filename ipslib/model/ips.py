@@ -36,7 +36,7 @@ from ipslib.config import (
 from ipslib.model.control_selection import control_indices
 from ipslib.model.encoder import PatchEncoder
 from ipslib.model.selection import Selection, encode_unique, iterative_select, patch_order
-from ipslib.model.sources import DensePatches, PatchSource, as_source
+from ipslib.model.sources import DensePatches, PatchSource, as_source, known_blank
 from ipslib.model.stkim import mask_logits, mask_scores
 from ipslib.model.transformer import Aggregator, AggregatorOutput, sinusoidal_rows
 
@@ -131,16 +131,26 @@ class IPSNet(nn.Module):
         pos = self.positional(indices)
         return emb if pos is None else emb + pos
 
-    def _encode_chunk(self, patches: Tensor) -> Tensor:
-        """(B, k, C, p, p) -> (B, k, D) without gradients; identical patches encoded once if ``dedup_blank``."""
+    def _encode_chunk(self, patches: Tensor, blank: Tensor | None = None) -> Tensor:
+        """(B, k, C, p, p) -> (B, k, D) float32 without gradients; identical patches encoded once if
+        ``dedup_blank``, and then the patches of the known-blank mask ``blank`` (B, k) not even hashed.
+
+        Under an active autocast (``amp: bf16``) the encoder runs in its lower precision; the embeddings
+        are returned in float32 either way."""
         b, k = patches.shape[:2]
         flat = self._to_model(patches).flatten(0, 1)  # (B·k, C, p, p)
-        emb = encode_unique(self.encoder, flat) if self.ips_config.dedup_blank else self.encoder(flat)
-        return emb.view(b, k, -1)
+        if self.ips_config.dedup_blank:
+            emb = encode_unique(self.encoder, flat, None if blank is None else blank.flatten())
+        else:
+            emb = self.encoder(flat)
+        return emb.float().view(b, k, -1)
 
     def _score(self, emb: Tensor, indices: Tensor, *, stkim_on: bool) -> Tensor:
-        """Selection scores (B, L) of candidates emb (B, L, D) with original indices (B, L)."""
-        scores = self.aggregator.get_scores(self._add_pos(emb, indices))  # (B, L)
+        """Selection scores (B, L) float32 of candidates emb (B, L, D) with original indices (B, L).
+
+        Always computed in float32 with autocast off, so that top-M compares float32 scores under ``amp``."""
+        with torch.autocast(device_type=emb.device.type, enabled=False):
+            scores = self.aggregator.get_scores(self._add_pos(emb.float(), indices))  # (B, L)
         if stkim_on:
             s = self.stkim
             scores = mask_scores(scores, k=s.stkim_k, p=s.stkim_p, sampling=s.sampling)
@@ -158,11 +168,14 @@ class IPSNet(nn.Module):
         I >= N - M (spec §1.6). The author's STKIM (``seed_selection``) masks scores
         at every iteration in training, and in eval when ``stkim.in_eval``. If M >= N every patch is kept
         in grid order, scored once without STKIM. With ``ips.dedup_blank`` identical patches of a chunk
-        (typically the blank ones) are encoded once, which is exact because selection runs in eval mode.
-        The scoring loop runs under ``torch.no_grad``; the final
-        gather of the M patches runs in the caller's grad mode, so a patch tensor that requires grad
-        receives gradients at the selected patches only. With ``ips.selection`` ``random`` or ``all``
-        (control arms) nothing is scored: :func:`~ipslib.model.control_selection.control_indices` picks.
+        (typically the blank ones) are encoded once, which is exact because selection runs in eval mode;
+        patches a :class:`~ipslib.model.sources.BlankAwareSource` knows to be blank are not even hashed
+        (bit-identical embeddings). Under an active autocast (the engine's ``amp: bf16``) the encoder runs
+        in bfloat16, but scores are computed and compared (top-M) in float32. The scoring loop runs under
+        ``torch.no_grad``; the final gather of the M patches runs in the caller's grad mode, so a patch
+        tensor that requires grad receives gradients at the selected patches only. With ``ips.selection``
+        ``random`` or ``all`` (control arms) nothing is scored:
+        :func:`~ipslib.model.control_selection.control_indices` picks.
 
         Args:
             patches: (B, N, C, p, p) tensor or a :class:`PatchSource`; may stay on the CPU while the model
@@ -178,7 +191,7 @@ class IPSNet(nn.Module):
         with torch.no_grad(), self._eval_mode():
             if m >= n:
                 indices = torch.arange(n, device=self.device).expand(b, n)  # (B, N)
-                emb = self._encode_chunk(source.take(indices))  # (B, N, D)
+                emb = self._encode_chunk(source.take(indices), known_blank(source, indices))  # (B, N, D)
                 scores = self._score(emb, indices, stkim_on=False)
             else:
                 order = patch_order(n, b, shuffle=self.ips_config.shuffle, style=self.ips_config.shuffle_style)

@@ -17,12 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from ipslib.config import ConfigError, ShuffleStyle, choices
-from ipslib.model.sources import PatchSource
+from ipslib.model.sources import PatchSource, known_blank
 
 __all__ = ["Selection", "patch_order", "iterative_select", "encode_unique", "SHUFFLE_STYLES"]
 
 SHUFFLE_STYLES = choices(ShuffleStyle)
-Encode = Callable[[Tensor], Tensor]
+Encode = Callable[[Tensor, Tensor | None], Tensor]
 Score = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -72,20 +72,9 @@ def _row_keys(flat: Tensor) -> Tensor:
     return flat.to(torch.float64) @ weights  # (n,)
 
 
-def encode_unique(encoder: nn.Module, x: Tensor) -> Tensor:
-    """Encode each distinct patch once and copy its embedding to its duplicates.
-
-    Exact only when the encoder treats samples independently (eval mode: BatchNorm running statistics).
-    Duplicates are found by hashing the patches and confirmed by an exact comparison, so a hash
-    collision costs one extra encoding, never a wrong embedding. Typical use: the blank patches that
-    make up most of a megapixel canvas.
-
-    Args:
-        encoder: maps (n, C, p, p) to (n, D).
-        x: (n, C, p, p) patches.
-    Returns:
-        (n, D) embeddings.
-    """
+def _encode_distinct(encoder: nn.Module, x: Tensor) -> Tensor:
+    """encoder(x) (n, D), computed once per distinct row: the encoder sees the distinct rows in order of first
+    occurrence (a hash collision only costs one extra row)."""
     n = x.shape[0]
     flat = x.reshape(n, -1)  # (n, C·p·p)
     _, inverse = torch.unique(_row_keys(flat), return_inverse=True)  # (n,)
@@ -98,6 +87,39 @@ def encode_unique(encoder: nn.Module, x: Tensor) -> Tensor:
     source = torch.where(same, rep, arange)
     rows, slot = torch.unique(source, return_inverse=True)
     return encoder(x[rows])[slot]  # (n, D)
+
+
+def encode_unique(encoder: nn.Module, x: Tensor, blank: Tensor | None = None) -> Tensor:
+    """Encode each distinct patch once and copy its embedding to its duplicates.
+
+    Exact only when the encoder treats samples independently (eval mode: BatchNorm running statistics).
+    Duplicates are found by hashing the patches and confirmed by an exact comparison, so a hash
+    collision costs one extra encoding, never a wrong embedding. Typical use: the blank patches that
+    make up most of a megapixel canvas.
+
+    ``blank`` marks rows known to be all zeros (from the source's layout, :func:`~ipslib.model.sources.known_blank`);
+    they are neither hashed nor compared: the first of them stands for all. The encoder then receives the
+    very tensor it receives without ``blank`` (the distinct rows in order of first occurrence, the zero patch
+    at its first position), so the embeddings are bit-identical, at the cost of the non-blank rows only.
+
+    Args:
+        encoder: maps (n, C, p, p) to (n, D).
+        x: (n, C, p, p) patches (rows marked blank must be zeros; their values are not read).
+        blank: (n,) bool or None.
+    Returns:
+        (n, D) embeddings.
+    """
+    if blank is None or not bool(blank.any()):
+        return _encode_distinct(encoder, x)
+    blank = blank.to(x.device)
+    first_blank = int(blank.nonzero()[0, 0])
+    keep = ~blank
+    keep[first_blank] = True  # the one blank row that is encoded
+    compact = keep.nonzero().flatten()  # (k,) ascending: relative order kept
+    emb = _encode_distinct(encoder, x[compact])  # (k, D)
+    slot = keep.cumsum(0) - 1  # (n,) row of each kept row in ``compact``
+    slot = torch.where(blank, slot[first_blank], slot)
+    return emb[slot]  # (n, D)
 
 
 def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
@@ -119,7 +141,8 @@ def iterative_select(
 
     Args:
         source: B images of N > M patches.
-        encode: (B, k, C, p, p) patches on ``device`` -> (B, k, D) embeddings.
+        encode: (B, k, C, p, p) patches on ``device`` and their known-blank mask (B, k) bool or None
+            (:func:`~ipslib.model.sources.known_blank`) -> (B, k, D) embeddings.
         score: embeddings (B, L, D) and their original indices (B, L) -> (B, L) scores.
         memory_size: M.
         iter_size: I.
@@ -132,12 +155,13 @@ def iterative_select(
     if m >= n:
         raise ValueError(f"iterative_select needs memory_size < n_patches; got {m} >= {n}")
     first = order[:, :m]  # (B, M), indexes the source where the order lives (the CPU)
-    mem_emb = encode(source.take(first).to(device))  # (B, M, D)
+    mem_emb = encode(source.take(first).to(device), known_blank(source, first))  # (B, M, D)
     mem_idx = first.to(device)
     mem_scores = torch.empty(0)
     for start in range(m, n, iter_size):
         chunk = order[:, start : start + iter_size]  # (B, I')
-        emb = torch.cat([mem_emb, encode(source.take(chunk).to(device))], dim=1)  # (B, M + I', D)
+        new = encode(source.take(chunk).to(device), known_blank(source, chunk))  # (B, I', D)
+        emb = torch.cat([mem_emb, new], dim=1)  # (B, M + I', D)
         idx = torch.cat([mem_idx, chunk.to(device)], dim=1)  # (B, M + I')
         mem_scores, top = score(emb, idx).topk(m, dim=1)  # (B, M)
         mem_emb, mem_idx = _gather_rows(emb, top), idx.gather(1, top)

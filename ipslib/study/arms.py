@@ -19,7 +19,7 @@ from typing import Any
 from ipslib.engine.records import EXECUTION_KEYS, is_finished, read_metrics
 from ipslib.study.experiments import RunSpec, load_experiments
 
-__all__ = ["NOT_SETTINGS", "setting_key", "Arm", "ProfileRuns", "profile_runs"]
+__all__ = ["NOT_SETTINGS", "setting_key", "arm_label", "Arm", "ProfileRuns", "profile_runs"]
 
 NOT_SETTINGS = ("train_seed", *EXECUTION_KEYS)
 """Flat config keys that do not define a setting: the seed and where/how fast a run executes."""
@@ -29,6 +29,12 @@ def setting_key(flat: dict[str, Any]) -> str:
     """A short hash of the run's settings (its flat config without :data:`NOT_SETTINGS`)."""
     kept = {k: v for k, v in sorted(flat.items()) if k not in NOT_SETTINGS}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def arm_label(spec: RunSpec) -> str:
+    """The run's varied settings as ``key=value,...`` (its seed left out), or its name when nothing varies."""
+    label = ",".join(f"{k}={v}" for k, v in spec.varied.items() if k != "train_seed")
+    return label or spec.name.split("/", 1)[-1].split("/seed=")[0]
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ class ProfileRuns:
                 test[task].append(float(last["test"][task]["accuracy"]))
                 train[task].append(float(last["train"][task]["accuracy"]))
         return Arm(
-            label=label or spec.name.split("/", 1)[-1],
+            label=label or arm_label(spec),
             setting=setting_key(spec.flat),
             run_keys=tuple(s.key for s in done),
             seeds=tuple(s.config.train.train_seed for s in done),

@@ -1,9 +1,10 @@
-"""The Jupyter Book: table of contents from ``params/``, the execution-status page, and the build.
+"""The Jupyter Book: table of contents from ``params/``, the book's own pages, and the build.
 
 ``build(profile)`` runs what is missing for the profile (runs without records, notebooks whose inputs
-changed), executes the status page, writes the profile's table of contents and builds the HTML book
-strictly (``-n -W --keep-going``). The ``cpu`` profile uses the committed root ``_toc.yml`` and builds into
-``_build/html``; other profiles write their TOC and HTML under ``_build/<profile>/``.
+changed), executes the book pages of :data:`BOOK_PAGES` (the discrepancy register, the execution status,
+...), writes the profile's table of contents and builds the HTML book strictly (``-n -W --keep-going``).
+The ``cpu`` profile uses the committed root ``_toc.yml`` and builds into ``_build/html``; other profiles
+write their TOC and HTML under ``_build/<profile>/``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,42 @@ __all__ = [
     "notebook_seconds",
     "gpu_note",
     "build",
+    "BookPage",
+    "BOOK_PAGES",
     "STATUS_NOTEBOOK",
 ]
 
 STATUS_NOTEBOOK = "status"
-STATIC_FRONT = ["book/methods", "book/discrepancies"]
+STATIC_FRONT = ["book/methods"]
 STATIC_BACK = ["book/references"]
+
+
+@dataclass(frozen=True)
+class BookPage:
+    """A page of the book executed like an experiment notebook (template ``book/templates/<name>.md``), with
+    the profile as its only parameter. ``part``: ``front`` (after the static front pages, in "The study")
+    or ``back`` (in "About this book", before the references)."""
+
+    name: str
+    title: str
+    part: str
+    ids: tuple[str, ...] = ()
+    dissertation: str = ""
+    description: str = ""
+
+    @property
+    def notebook(self) -> str:
+        return self.name
+
+
+BOOK_PAGES = (
+    BookPage("ledger", "Claims ledger", "front"),
+    BookPage("register", "Discrepancy register", "front"),
+    BookPage("limits", "Limits of the cpu scale", "back"),
+    BookPage("paper_scale", "Re-running at paper scale", "back"),
+    BookPage(STATUS_NOTEBOOK, "Environment and execution status", "back"),
+)
+"""The book's own pages, in their order within each part; adding one is one line here and its template."""
 
 
 def _nb(profile: str, name: str) -> str:
@@ -53,19 +85,16 @@ def _reading_order(experiment: Any) -> tuple:
 
 
 def toc(profile: str) -> dict[str, Any]:
-    """The table of contents for ``profile``: static pages, one chapter per experiment, status page."""
+    """The table of contents for ``profile``: static and book pages, one chapter per experiment."""
     experiments = sorted(load_experiments().values(), key=_reading_order)
-    parts = [{"caption": "The study", "chapters": [{"file": f} for f in STATIC_FRONT]}]
+    front = [*STATIC_FRONT, *(_nb(profile, p.name) for p in BOOK_PAGES if p.part == "front")]
+    back = [*(_nb(profile, p.name) for p in BOOK_PAGES if p.part == "back"), *STATIC_BACK]
+    parts = [{"caption": "The study", "chapters": [{"file": f} for f in front]}]
     for part, caption in PARTS.items():
         chapters = [{"file": _nb(profile, e.name)} for e in experiments if e.part == part]
         if chapters:
             parts.append({"caption": caption, "chapters": chapters})
-    parts.append(
-        {
-            "caption": "About this book",
-            "chapters": [{"file": _nb(profile, STATUS_NOTEBOOK)}, *({"file": f} for f in STATIC_BACK)],
-        }
-    )
+    parts.append({"caption": "About this book", "chapters": [{"file": f} for f in back]})
     return {"format": "jb-book", "root": "book/intro", "parts": parts}
 
 
@@ -208,12 +237,13 @@ def ensure_mathjax(echo: Callable[[str], None] = print) -> bool:
 def build(
     profile: str = "cpu", *, jobs: int = 1, force: bool = False, run: bool = True, echo: Callable[[str], None] = print
 ) -> Path:
-    """Run what is missing, execute the status page, write the TOC and build the HTML book strictly."""
+    """Run what is missing, execute the book pages, write the TOC and build the HTML book strictly."""
     if run:
         _run_stale(profile, jobs, force, echo)
-    status_entry = execute_notebook(_StatusPage(), profile, {"profile": profile})
-    if status_entry["status"] != "ok":
-        raise RuntimeError(f"the status page failed: {status_entry.get('error')}")
+    for page in BOOK_PAGES:
+        entry = execute_notebook(page, profile, {"profile": profile})
+        if entry["status"] != "ok":
+            raise RuntimeError(f"the page {page.title!r} ({page.name}) failed: {entry.get('error')}")
     toc_file = write_toc(profile)
     ensure_mathjax(echo)
     root = project_root()
@@ -237,14 +267,3 @@ def build(
     index = html_dir(profile) / "book" / "intro.html"
     echo(f"The book is at {index}")
     return index
-
-
-class _StatusPage:
-    """The status page is executed like an experiment notebook, with only the profile as parameter."""
-
-    name = STATUS_NOTEBOOK
-    notebook = STATUS_NOTEBOOK
-    title = "Environment and execution status"
-    ids: tuple[str, ...] = ()
-    dissertation = ""
-    description = ""

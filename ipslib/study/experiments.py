@@ -7,11 +7,32 @@ fixed, explicit ``cases`` (settings that vary together) and a ``grid`` (cartesia
 :class:`~ipslib.config.RunConfig`; its results live in ``outputs/<profile>/runs/<config key>/``, so a run
 shared by two experiments trains once. The manifest is the single source the notebooks, the book and any
 external scheduler read.
+
+**Matching the dissertation's printed cells** (:mod:`ipslib.study.cells`). ``reference: tables:`` lists the
+tables whose cells belong to this experiment's page (``Table 4``, or ``{table: Table 8, panel: top}`` for
+one panel); every cell of ``book/reference/paper_tables.csv`` belongs to exactly one page. A cell's settings
+are its ``match_key`` in our flat keys (``reference.REFERENCE_KEYS``) plus ``reference: implied:``, the
+settings the dissertation leaves unstated for one experiment of the match keys
+(``implied: {mnist_stkim_vary_P: {stkim_mode: seed_selection}}``). A profile other than ``paper`` may
+declare the ``scaling:`` it applies to the dissertation's settings: per flat key, a mapping of the
+dissertation's value to this profile's, or to a mapping of this profile's settings when the profile
+expresses it through other keys::
+
+    cpu:
+      scaling:
+        digit_size: {28: 14, 56: 28}        # the 28-px level runs with 14-px digits here
+        n_train: {1000: 1000}               # only the 1000-canvas level has a counterpart
+        subset_fraction: {0.25: {n_train: 150}}
+
+A key the scaling does not list keeps the dissertation's value; a listed key's values that its mapping does
+not list have no counterpart in this profile. A cell is *compared* where runs of the profile carry its
+scaled settings; otherwise it is *not testable here* with its reason (:data:`ipslib.study.cells.REASONS`).
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +41,7 @@ from typing import Any
 from ipslib.config import ConfigError, RunConfig, check_keys, load_yaml_mapping
 from ipslib.study.claims import Claim, parse_claims
 from ipslib.study.project import project_root
+from ipslib.study.scaling import apply_scaling, parse_reference, parse_scaling
 
 __all__ = [
     "PROFILES",
@@ -46,7 +68,7 @@ _TOP_KEYS = {
     "part",
     "claims",
 }
-_PROFILE_KEYS = {"fixed", "cases", "grid", "repeats", "note", "runs"}
+_PROFILE_KEYS = {"fixed", "cases", "grid", "repeats", "note", "runs", "scaling"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +122,12 @@ class ProfileSpec:
     repeats: int
     note: str
     enabled: bool = True
+    scaling: dict[str, dict[Any, Any]] = field(default_factory=dict)
+    """Flat key -> {the dissertation's value: this profile's value or settings} (see the module docstring)."""
+
+    def scale(self, settings: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The dissertation's ``settings`` at this profile's scale, and the keys without a counterpart here."""
+        return apply_scaling(settings, self.scaling)
 
 
 @dataclass(frozen=True)
@@ -149,6 +177,10 @@ class Experiment:
                     )
         return specs
 
+    def base_settings(self, profile: str) -> dict[str, Any]:
+        """The settings every run of ``profile`` starts from: the family's defaults and the profile's ``fixed``."""
+        return {**_family_defaults(self.root, self.family, profile, self.path), **self.profiles[profile].fixed}
+
 
 def _family_defaults(root: Path, family: str | None, profile: str, where: Path) -> dict[str, Any]:
     if family is None:
@@ -162,7 +194,7 @@ def _family_defaults(root: Path, family: str | None, profile: str, where: Path) 
     return dict(defaults[family][profile])
 
 
-def _parse_profile(raw: Any, where: str) -> ProfileSpec:
+def _parse_profile(raw: Any, where: str, profile: str = "") -> ProfileSpec:
     raw = check_keys(raw, _PROFILE_KEYS, where)
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
@@ -179,7 +211,8 @@ def _parse_profile(raw: Any, where: str) -> ProfileSpec:
     enabled = raw.get("runs", True)
     if not isinstance(enabled, bool):
         raise ConfigError(f"{where}: runs={enabled!r} must be true or false")
-    return ProfileSpec(dict(raw.get("fixed") or {}), cases, grid, repeats, str(raw.get("note", "")), enabled)
+    scaling = parse_scaling(raw.get("scaling"), where, profile)
+    return ProfileSpec(dict(raw.get("fixed") or {}), cases, grid, repeats, str(raw.get("note", "")), enabled, scaling)
 
 
 def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment:
@@ -195,7 +228,7 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
             f"{path}: profiles must be exactly {', '.join(PROFILES)}; "
             f"missing {missing}, extra {sorted(set(profiles_raw) - set(PROFILES))}"
         )
-    profiles = {p: _parse_profile(profiles_raw[p], f"{path} profiles.{p}") for p in PROFILES}
+    profiles = {p: _parse_profile(profiles_raw[p], f"{path} profiles.{p}", p) for p in PROFILES}
     experiment = Experiment(
         name=path.stem,
         title=str(raw.get("title", path.stem)),
@@ -203,7 +236,7 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
         dissertation=str(raw.get("dissertation", "")),
         family=raw.get("family"),
         notebook=str(raw.get("notebook", "experiment")),
-        reference=raw.get("reference"),
+        reference=parse_reference(raw.get("reference"), str(path)),
         description=str(raw.get("description", "")),
         part=str(raw.get("part", "testbed")),
         profiles=profiles,
@@ -221,16 +254,37 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
     return experiment
 
 
-def load_experiments(root: Path | None = None) -> dict[str, Experiment]:
-    """All experiments of ``params/`` (files starting with ``_`` hold defaults), by name."""
+def load_experiments(root: Path | None = None, *, broken: dict[str, str] | None = None) -> dict[str, Experiment]:
+    """All experiments of ``params/`` (files starting with ``_`` hold defaults), by name.
+
+    A params file that fails to parse or validate affects only its own experiment: it is left out, and its
+    error (naming the file and key) goes into ``broken`` (name -> message) when given, else into a warning.
+    A broken ``_defaults.yaml`` breaks every experiment that names a family.
+    """
     root = project_root() if root is None else root
     files = sorted(p for p in (root / "params").glob("*.yaml") if not p.name.startswith("_"))
-    return {p.stem: load_experiment(p, root=root) for p in files}
+    found: dict[str, Experiment] = {}
+    for path in files:
+        try:
+            found[path.stem] = load_experiment(path, root=root)
+        except (ConfigError, ValueError, TypeError, KeyError, AttributeError) as err:  # malformed content
+            message = str(err) if isinstance(err, ConfigError) else f"{path}: malformed ({type(err).__name__}: {err})"
+            if broken is None:
+                warnings.warn(f"experiment {path.stem} left out: {message}", stacklevel=2)
+            else:
+                broken[path.stem] = message
+    return found
 
 
 def manifest(profile: str, experiment: str | None = None, *, root: Path | None = None) -> list[dict[str, Any]]:
-    """Manifest rows (see :meth:`RunSpec.to_dict`) of one experiment or of all, in ``profile``."""
-    experiments = load_experiments(root)
+    """Manifest rows (see :meth:`RunSpec.to_dict`) of one experiment or of all, in ``profile`` (broken params
+    files left out with a warning; naming a broken one raises its error)."""
+    broken: dict[str, str] = {}
+    experiments = load_experiments(root, broken=broken)
+    if experiment in broken:
+        raise ConfigError(broken[experiment])
+    for message in broken.values():
+        warnings.warn(f"left out: {message}", stacklevel=2)
     if experiment is not None and experiment not in experiments:
         raise ConfigError(f"experiment={experiment!r} is not in params/; choose one of {', '.join(experiments)}")
     chosen = [experiments[experiment]] if experiment else list(experiments.values())

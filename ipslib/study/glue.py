@@ -2,8 +2,9 @@
 executions of the same pages (``python -m ipslib.study.glue BEFORE_DIR AFTER_DIR``).
 
 Glued values are read from myst-nb's glue outputs (``metadata.scrapbook.name``): the ``text/plain`` value, or
-the SHA-256 of the PNG for a glued figure. Output text is every markdown, plain-text and HTML output, with
-object addresses (``0x7f...``) masked, since they differ between runs without meaning anything.
+the SHA-256 of the PNG for a glued figure. Output text is every markdown, HTML or plain-text output (in that order of
+preference), with object addresses (``0x7f...``) and pandas Styler ids (``T_1a2b3``) masked, since they differ
+between runs without meaning anything.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 
 __all__ = ["glued_values", "output_texts", "compare_dirs"]
 
-_ADDRESS = re.compile(r"0x[0-9a-f]{6,}")
-_TEXT_TYPES = ("text/markdown", "text/plain", "text/html")
+_ADDRESS = re.compile(r"0x[0-9a-f]{6,}|(?<=T_)[0-9a-f]{5}(?=[_\"\s])")
+_TEXT_TYPES = ("text/markdown", "text/html", "text/plain")
 
 
 def _cells(path: Path) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ def glued_values(path: str | Path) -> dict[str, str]:
 
 
 def output_texts(path: str | Path) -> list[str]:
-    """The text of every displayed (not glued) output, in order: markdown, else plain text, else HTML."""
+    """The text of every displayed (not glued) output, in order: markdown, else HTML, else plain text."""
     texts = []
     for cell in _cells(Path(path)):
         for output in cell.get("outputs", []):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ __all__ = [
     "run_logs",
     "run_log_epochs",
     "parse_match_key",
+    "REFERENCE_KEYS",
+    "NOT_SETTINGS",
+    "cell_settings",
     "same_value",
     "SOURCE_TABLES",
     "SOURCE_LOGS",
@@ -31,8 +35,8 @@ SOURCE_TABLES = "Riffi-Aslett (2024), {table}"
 SOURCE_LOGS = "author's run logs (MRiffiAslett/ips_MaxRiffiAslett@cdbd1db, results library)"
 
 
-def reference_dir() -> Path:
-    return project_root() / "book" / "reference"
+def reference_dir(root: Path | None = None) -> Path:
+    return (project_root() if root is None else root) / "book" / "reference"
 
 
 def parse_match_key(key: str) -> dict[str, str]:
@@ -42,16 +46,47 @@ def parse_match_key(key: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in key.split(";") if "=" in part)
 
 
-@functools.lru_cache(maxsize=1)
-def _paper_tables(path: str) -> pd.DataFrame:
+_WEIGHTS = {"V1": "imagenet_v1", "V2": "imagenet_v2"}
+REFERENCE_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "train_size": ("n_train", int),
+    "digit_size": ("digit_size", int),
+    "noise_count": ("n_noise", int),
+    "canvas_size": ("canvas_size", int),
+    "patch_size": ("patch_size", int),
+    "stkim_K": ("stkim_k", int),
+    "stkim_P": ("stkim_p", float),
+    "diversity_weight": ("diversity_weight", float),
+    "subset_pct": ("subset_fraction", lambda v: float(v) / 100),
+    "backbone": ("arch", str),
+    "backbone_weights": ("weights", lambda v: _WEIGHTS.get(v, v)),
+}
+"""Settings named in the tables' match keys -> (our flat config key, conversion of the printed value)."""
+NOT_SETTINGS = ("experiment", "subfolder")
+"""Match-key parts that name where the author's logs lie, not a setting."""
+
+
+def cell_settings(match: dict[str, str], where: str = "paper_tables.csv") -> dict[str, Any]:
+    """A parsed match key in our flat keys and values (``experiment`` and ``subfolder`` left out)."""
+    unknown = sorted(set(match) - set(REFERENCE_KEYS) - set(NOT_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"{where}: match key part(s) {', '.join(unknown)} have no translation; known: "
+            f"{', '.join([*REFERENCE_KEYS, *NOT_SETTINGS])} (add it to reference.REFERENCE_KEYS)"
+        )
+    return {REFERENCE_KEYS[k][0]: REFERENCE_KEYS[k][1](v) for k, v in match.items() if k in REFERENCE_KEYS}
+
+
+@functools.lru_cache(maxsize=4)
+def _paper_tables(path: str, mtime_ns: int) -> pd.DataFrame:  # the file's time in the key: an edit is read
     table = pd.read_csv(path)
     table["match"] = table["match_key"].map(parse_match_key)
     return table
 
 
-def paper_tables() -> pd.DataFrame:
+def paper_tables(root: Path | None = None) -> pd.DataFrame:
     """Tables 2-11 in long format, with the parsed ``match_key`` in column ``match``."""
-    return _paper_tables(str(reference_dir() / "paper_tables.csv")).copy()
+    path = reference_dir(root) / "paper_tables.csv"
+    return _paper_tables(str(path), path.stat().st_mtime_ns).copy()
 
 
 def run_logs() -> pd.DataFrame:

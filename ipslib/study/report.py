@@ -6,6 +6,7 @@ typed in. Functions return DataFrames or matplotlib Figures and never touch pypl
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ __all__ = [
     "runs_table",
     "summary_table",
     "comparison_table",
+    "comparison_html",
     "accuracy_figure",
     "history_figure",
     "profile_note",
@@ -30,7 +32,8 @@ _PROFILE_NOTES = {
     "cpu": (
         "This page shows the **cpu** profile: a reduced-scale study for a 2-core machine. It does not "
         "reproduce the dissertation's numbers; the settings table lists every change from the paper "
-        "profile, and the comparison table says `same_setting = False` for every row."
+        "profile, and each printed cell of the dissertation stands beside our runs of its settings at this "
+        "profile's declared scale, or says why it cannot be tested here."
     ),
     "smoke": (
         "This page shows the **smoke** profile: tiny runs that only prove the pipeline executes. Its "
@@ -109,11 +112,89 @@ def summary_table(results: ExperimentResults, stage: str = "last", split: str = 
     return summary.pivot_table(index=index, columns="task", values="value", aggfunc="first", sort=False)
 
 
-def comparison_table(results: ExperimentResults, stage: str = "last") -> pd.DataFrame:
-    table = results.comparison(stage)
+def comparison_table(results: ExperimentResults) -> pd.DataFrame:
+    """Every printed cell of this page: its status, settings text, the printed value and ours beside it."""
+    table = results.comparison()
     if table.empty:
         return table
-    return table.round({"dissertation": 2, "ours": 2, "difference": 2})
+    table["cell"] = [_cell_label(row) for _, row in table.iterrows()]
+    columns = ["cell", "setting", "status", "value", "ours", "n_seeds", "reason", "run_keys"]
+    return table[columns].rename(columns={"value": "dissertation", "n_seeds": "seeds"})
+
+
+_DECIMALS = {"mean": 2, "std": 2, "loss": 3, "diversity_loss": 3, "peak_memory": 2}
+_STYLE = (
+    "<style>table.ipslib-cells{width:100%;table-layout:fixed}table.ipslib-cells th,table.ipslib-cells td"
+    "{white-space:normal;overflow-wrap:anywhere;vertical-align:top;text-align:left;padding:0.15em 0.5em 0.15em 0}"
+    "table.ipslib-cells th{overflow-wrap:normal}</style>"
+)
+"""The comparison tables fit the text column: fixed column widths, long text wrapped."""
+
+
+def _cell_label(row: pd.Series) -> str:
+    panel = f" ({row['panel']})" if isinstance(row["panel"], str) else ""
+    return f"{row['table']}{panel} · {row['row_labels']} · {row['column']}"
+
+
+def _html_table(head: list[str], widths: list[int], rows: list[list[str]]) -> str:
+    cols = "".join(f'<col style="width:{w}%">' for w in widths)
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    style = "width:100%;table-layout:fixed"
+    head_row = f"<colgroup>{cols}</colgroup><tr>{header}</tr>"
+    return f'<table class="ipslib-cells" style="{style}">{head_row}{body}</table>'
+
+
+def _ours_text(row: pd.Series) -> str:
+    if row["ours"] is None or pd.isna(row["ours"]):
+        return "one seed: no spread" if row["stat"] == "std" and row["n_seeds"] == 1 else "no finished run"
+    return f"{row['ours']:.{_DECIMALS.get(row['stat'], 1)}f}"
+
+
+def _not_testable_html(table: pd.DataFrame) -> str:
+    """The cells that cannot be tested, one table per reason, one line per printed row."""
+    parts = []
+    for reason, group in table.groupby("reason", sort=False):
+        rows = []
+        for (name, label), cells in group.groupby(["table", "row_labels"], sort=False):
+            printed = "; ".join(f"{c} {v}" for c, v in zip(cells["column"], cells["value"]))
+            rows.append([f"{name} · {label}", cells["setting"].iloc[0], printed])
+        parts.append(f"<p><strong>Not testable here</strong>: {html.escape(reason)} ({len(group)} cells)</p>")
+        parts.append(_html_table(["printed row", "settings", "printed cells"], [30, 35, 35], rows))
+    return "".join(parts)
+
+
+def _compared_html(compared: pd.DataFrame) -> str:
+    """One line per compared cell; the printed row and its settings only where they change."""
+    rows, last = [], None
+    for _, r in compared.iterrows():
+        panel = f" ({r['panel']})" if isinstance(r["panel"], str) else ""
+        printed_row = (f"{r['table']}{panel} · {r['row_labels']}", r["setting"])
+        shown = ["", ""] if printed_row == last else list(printed_row)
+        rows.append([*shown, r["column"], str(r["value"]), _ours_text(r), str(r["n_seeds"])])
+        last = printed_row
+    head = ["printed row", "settings (paper→ours)", "column", "dissertation", "ours", "seeds"]
+    return _html_table(head, [26, 29, 11, 13, 13, 8], rows)
+
+
+def comparison_html(results: ExperimentResults) -> str:
+    """The page's printed cells: compared cells beside our value (mean over every seed of the setting, with
+    the seed count and the full setting text), then the others grouped by why they are not testable here."""
+    table = results.comparison()
+    if table.empty:
+        return "<p>No printed table cell of the dissertation belongs to this page.</p>"
+    compared = table[table["status"] == "compared"]
+    tables = ", ".join(dict.fromkeys(table["table"]))
+    out = [
+        _STYLE,
+        f"<p>{len(table)} printed cells of {tables} belong to this page: {len(compared)} compared with our runs of "
+        f"the same settings (at this profile's scale: <code>paper→ours</code>), {len(table) - len(compared)} not "
+        "testable here.</p>",
+    ]
+    if len(compared):
+        out.append(_compared_html(compared))
+    out.append(_not_testable_html(table[table["status"] != "compared"]))
+    return "".join(out)
 
 
 def _plot_axis(results: ExperimentResults) -> tuple[str, str | None]:
@@ -139,12 +220,23 @@ def accuracy_figure(results: ExperimentResults, stage: str = "last") -> Figure:
         axes[0].text(0.5, 0.5, "no finished runs", ha="center", va="center")
         return fig
     x, hue = _plot_axis(results)
+    runs = results.runs[results.runs["finished"]] if len(results.runs) else results.runs
     for ax, task in zip(axes, tasks):
         data = summary[summary["task"] == task].copy()
         data[x] = data[x].astype(str) if not pd.api.types.is_numeric_dtype(data[x]) else data[x]
         sns.lineplot(data=data, x=x, y="mean", hue=hue, marker="o", ax=ax, legend=ax is axes[0])
+        _seed_points(ax, runs, x, f"{stage}_test_{task}", pd.api.types.is_numeric_dtype(data[x]))
         ax.set(title=task, ylabel=f"{stage}-epoch test accuracy (%)", ylim=(0, 100))
+    fig.text(0.01, 0.01, "lines: mean over seeds; grey dots: every run", fontsize=7, color="0.4")
     return fig
+
+
+def _seed_points(ax, runs: pd.DataFrame, x: str, column: str, numeric: bool) -> None:
+    """Every finished run as a grey dot, so the seed-to-seed spread shows beside the mean."""
+    if x not in runs or column not in runs or runs.empty:
+        return
+    xs = runs[x] if numeric else runs[x].astype(str)
+    ax.scatter(xs, 100 * runs[column].astype(float), s=12, color="0.45", alpha=0.7, zorder=3)
 
 
 def history_figure(results: ExperimentResults, task: str | None = None) -> Figure:

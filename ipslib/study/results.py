@@ -7,14 +7,13 @@ report mean ± population std (ddof=0), the dissertation's convention (spec §6)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from ipslib.engine.records import is_finished, load_run
-from ipslib.study import reference
+from ipslib.study import cells
 from ipslib.study.experiments import Experiment, RunSpec, load_experiments
 
 __all__ = ["ExperimentResults", "load_results", "METRIC_STAGES"]
@@ -85,87 +84,13 @@ class ExperimentResults:
         out = grouped.agg(mean=lambda s: 100 * s.mean(), std=lambda s: 100 * s.std(ddof=0), n="count")
         return out.reset_index()
 
-    def comparison(self, stage: str = "last") -> pd.DataFrame:
-        """The dissertation's values beside ours for every matched setting, task and split.
+    def comparison(self) -> pd.DataFrame:
+        """Every printed cell of the dissertation that belongs to this page, with its status in this profile.
 
-        Our setting is matched to the dissertation's through the run at the same position of the
-        experiment's grid in the ``paper`` profile (the corresponding setting), whose configuration is
-        compared with each table row's settings (``REFERENCE_KEYS``); settings a row leaves out take the
-        values the params file's ``reference.implied`` gives for that row's experiment."""
-        ref_spec = self.experiment.reference
-        if not ref_spec or not self.specs:
-            return pd.DataFrame()
-        tables = reference.paper_tables()
-        tables = tables[tables["table"].isin(ref_spec["tables"])]
-        paper = {spec.position: spec for spec in self.experiment.runs("paper")}
-        rows = []
-        for split, ref_split in (("test", "val"), ("train", "train")):
-            for _, ours in self.summary(stage, split).iterrows():
-                spec = self._spec_for(ours)
-                counterpart = paper.get(spec.position) if spec else None
-                if counterpart is None:
-                    continue
-                matched = tables[(tables["split"] == ref_split) & (tables["task"] == ours["task"])]
-                matched = matched[[self._matches(m, counterpart.config.to_flat()) for m in matched["match"]]]
-                for _, ref in matched.iterrows():
-                    rows.append(self._comparison_row(ours, ref, split, counterpart))
-        return pd.DataFrame(rows)
-
-    def _spec_for(self, ours: pd.Series) -> RunSpec | None:
-        keys = self.varied_keys
-        for spec in self.specs:
-            same = all(reference.same_value(spec.flat.get(k), ours.get(k)) for k in keys)
-            if same or (not keys and spec.name == ours.get("name")):
-                return spec
-        return None
-
-    def _matches(self, match: dict[str, str], config: dict[str, Any]) -> bool:
-        implied = (self.experiment.reference.get("implied") or {}).get(match.get("experiment"), {})
-        for ref_key, (ours_key, convert) in REFERENCE_KEYS.items():
-            if ref_key in match:
-                expected = convert(match[ref_key])
-            elif ours_key in implied:
-                expected = implied[ours_key]
-            else:
-                continue
-            if not reference.same_value(config.get(ours_key), expected):
-                return False
-        return True
-
-    def _comparison_row(self, ours: pd.Series, ref: pd.Series, split: str, counterpart: RunSpec) -> dict[str, Any]:
-        value = ours["std"] if ref["stat"] == "std" else ours["mean"]
-        setting = {k: ours[k] for k in self.varied_keys}
-        paper_setting = ", ".join(f"{k}={v}" for k, v in counterpart.varied.items()) or "default"
-        return {
-            **setting,
-            "dissertation setting": paper_setting,
-            "task": ours["task"],
-            "split": split,
-            "stat": ref["stat"],
-            "dissertation": ref["value_numeric"],
-            "ours": value,
-            "difference": value - ref["value_numeric"],
-            "repeats": int(ours["n"]),
-            "same_setting": self.profile == "paper",
-            "source": reference.SOURCE_TABLES.format(table=ref["table"]),
-        }
-
-
-_WEIGHTS = {"V1": "imagenet_v1", "V2": "imagenet_v2"}
-REFERENCE_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "train_size": ("n_train", int),
-    "digit_size": ("digit_size", int),
-    "noise_count": ("n_noise", int),
-    "canvas_size": ("canvas_size", int),
-    "patch_size": ("patch_size", int),
-    "stkim_K": ("stkim_k", int),
-    "stkim_P": ("stkim_p", float),
-    "diversity_weight": ("diversity_weight", float),
-    "subset_pct": ("subset_fraction", lambda v: float(v) / 100),
-    "backbone": ("arch", str),
-    "backbone_weights": ("weights", lambda v: _WEIGHTS.get(v, v)),
-}
-"""Settings named in the tables' match keys → (our config key, conversion of the printed value)."""
+        Cells are matched to our runs by settings, never by grid position (:mod:`ipslib.study.cells`): a cell
+        is ``compared`` beside the mean over every run of the matched setting, else ``not testable here``
+        with its reason. One row per cell (:func:`ipslib.study.cells.cells_frame`)."""
+        return cells.cells_frame(cells.profile_cells(self.profile, self.experiment.name, root=self.experiment.root))
 
 
 def load_results(experiment: str, profile: str) -> ExperimentResults:

@@ -1,16 +1,18 @@
 """Execute experiments: train the missing runs of the manifest, then run the experiment's notebook.
 
-Each run trains in its own process (``ipslib train``), so runs can go in parallel (``jobs``) with their
-share of the CPU threads, a failed run cannot take the others down, and its log stays in
-``<run_dir>/train.log``. The notebook, read from its MyST Markdown template ``book/templates/<notebook>.md``,
-is executed with papermill into ``outputs/<profile>/notebooks/<experiment>.ipynb``. What happened is recorded in
-``outputs/<profile>/status.json``, which the book's execution-status page reads.
+Each run trains in its own process (``ipslib train``), so runs can go in parallel (``jobs``), a failed run
+cannot take the others down, and its log stays in ``<run_dir>/train.log``. Every run uses its config's own
+``threads`` (part of the run key; ``jobs`` only sets how many run at once, never a record's numbers), and waits
+for another process that trains the same run directory rather than training it twice. The notebook, read
+from its MyST Markdown template ``book/templates/<notebook>.md``, is executed with papermill into
+``outputs/<profile>/notebooks/<experiment>.ipynb`` (one process at a time per notebook). What happened is
+recorded in ``outputs/<profile>/status.json`` (:mod:`ipslib.study.status`), which the book's execution-status
+page reads.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -22,10 +24,12 @@ from typing import Any
 
 import yaml
 
+from ipslib.config import ConfigError
 from ipslib.engine.records import is_finished
 from ipslib.study.experiments import Experiment, RunSpec, load_experiments
 from ipslib.study.project import project_root
-from ipslib.system.files import atomic_write_json, atomic_write_text
+from ipslib.study.status import read_status, status_path, update_status
+from ipslib.system.files import atomic_write_text, exclusive_lock
 
 __all__ = [
     "fingerprint",
@@ -39,10 +43,6 @@ __all__ = [
 ]
 
 
-def status_path(profile: str) -> Path:
-    return project_root() / "outputs" / profile / "status.json"
-
-
 def template_path(notebook: str) -> Path:
     """The notebook template ``book/templates/<notebook>.md`` (a MyST Markdown notebook); a missing template
     is an error."""
@@ -54,17 +54,6 @@ def template_path(notebook: str) -> Path:
 
 def notebook_path(profile: str, experiment: str) -> Path:
     return project_root() / "outputs" / profile / "notebooks" / f"{experiment}.ipynb"
-
-
-def read_status(profile: str) -> dict[str, Any]:
-    path = status_path(profile)
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _update_status(profile: str, experiment: str, entry: dict[str, Any]) -> None:
-    status = read_status(profile)
-    status[experiment] = entry
-    atomic_write_json(status_path(profile), status)
 
 
 NOTEBOOK_PACKAGES = ("ipslib.config", "ipslib.model", "ipslib.data", "ipslib.engine", "ipslib.analysis", "ipslib.study")
@@ -108,7 +97,7 @@ def fingerprint(experiment: Experiment, profile: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _train_one(spec: RunSpec, threads: int, force: bool) -> dict[str, Any]:
+def _train_one(spec: RunSpec, force: bool) -> dict[str, Any]:
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     params = spec.run_dir / "params.yaml"
     atomic_write_text(params, yaml.safe_dump(spec.config.to_flat(), sort_keys=False))
@@ -121,13 +110,15 @@ def _train_one(spec: RunSpec, threads: int, force: bool) -> dict[str, Any]:
         "--out",
         str(spec.run_dir),
         "--quiet",
-        "--set",
-        f"threads={threads}",
+        "--wait",
     ] + (["--force"] if force else [])
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1"}
+    threads = spec.config.train.threads
+    env = {**os.environ, "TQDM_DISABLE": "1"} | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
     start = time.perf_counter()
     log_path = spec.run_dir / "train.log"
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:  # appended: another process training this run may be writing it
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command[3:])}\n")
+        log.flush()
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=project_root())
     return {
         "name": spec.name,
@@ -144,14 +135,14 @@ def train_runs(
     """Train every run that has no finished record (all of them with ``force``); returns one entry per run."""
     unique = list({spec.key: spec for spec in specs}.values())
     todo = [s for s in unique if force or not is_finished(s.run_dir, s.config)]
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    threads = sorted({s.config.train.threads for s in todo})
     echo(
         f"{len(unique) - len(todo)} of {len(unique)} runs already finished; training {len(todo)} "
-        f"with {jobs} job(s) x {threads} thread(s)"
+        f"with {jobs} job(s), threads as each config sets ({', '.join(map(str, threads)) or '-'})"
     )
     results = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for result in pool.map(lambda s: _train_one(s, threads, force), todo):
+        for result in pool.map(lambda s: _train_one(s, force), todo):
             state = "ok" if result["returncode"] == 0 else f"FAILED (see {result['log']})"
             echo(f"  {result['name']}: {state} in {result['seconds']:.0f} s")
             results.append(result)
@@ -201,25 +192,25 @@ def execute_notebook(experiment: Experiment, profile: str, parameters: dict[str,
 
     template = prepare_notebook(experiment)
     out = notebook_path(profile, experiment.name)
-    out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     entry: dict[str, Any] = {"notebook": str(out.relative_to(project_root()))}
-    try:
-        papermill.execute_notebook(
-            template,
-            str(out),
-            parameters=parameters or {"experiment": experiment.name, "profile": profile},
-            kernel_name="python3",
-            progress_bar=False,
-            cwd=str(project_root()),
-        )
-        entry["status"] = "ok"
-    except Exception as err:  # papermill raises PapermillExecutionError and kernel errors alike
-        entry["status"] = "failed"
-        entry["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+    with exclusive_lock(out.with_name(f".{out.name}.lock"), what=str(out)):  # papermill writes it as it goes
+        try:
+            papermill.execute_notebook(
+                template,
+                str(out),
+                parameters=parameters or {"experiment": experiment.name, "profile": profile},
+                kernel_name="python3",
+                progress_bar=False,
+                cwd=str(project_root()),
+            )
+            entry["status"] = "ok"
+        except Exception as err:  # papermill raises PapermillExecutionError and kernel errors alike
+            entry["status"] = "failed"
+            entry["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+        if out.is_file():
+            _hide_injected_parameters(out)
     entry["seconds"] = round(time.perf_counter() - start, 1)
-    if out.is_file():
-        _hide_injected_parameters(out)
     return entry
 
 
@@ -261,20 +252,20 @@ def run_experiment(
         f"  notebook {notebook['notebook']}: {notebook['status']} in {notebook['seconds']} s"
         + (f" ({notebook['error']})" if notebook["status"] != "ok" else "")
     )
-    previous = read_status(profile).get(experiment.name, {})
-    seconds = dict(previous.get("train_seconds", {}))
-    seconds.update({r["key"]: round(r["seconds"], 1) for r in trained if r["returncode"] == 0})
     entry = {
         "title": experiment.title,
         "runs": len({s.key for s in specs}),
         "finished": sum(is_finished(s.run_dir, s.config) for s in {s.key: s for s in specs}.values()),
         "failed": [{"name": r["name"], "log": r["log"]} for r in failed],
-        "train_seconds": seconds,
+        "train_seconds": {r["key"]: round(r["seconds"], 1) for r in trained if r["returncode"] == 0},
         "fingerprint": fingerprint(experiment, profile),
         **notebook,
     }
-    _update_status(profile, experiment.name, entry)
-    return entry
+
+    def merged(previous: dict[str, Any]) -> dict[str, Any]:  # read under the lock: earlier runs' times stay
+        return {**entry, "train_seconds": {**previous.get("train_seconds", {}), **entry["train_seconds"]}}
+
+    return update_status(profile, experiment.name, merged)
 
 
 def run_all(
@@ -285,14 +276,24 @@ def run_all(
     force: bool = False,
     echo: Callable[[str], None] = print,
 ) -> dict[str, dict[str, Any]]:
-    """Run every experiment (or ``names``); one experiment's failure never stops the others."""
-    experiments = load_experiments()
-    unknown = sorted(set(names or []) - set(experiments))
+    """Run every experiment (or ``names``); one experiment's failure never stops the others.
+
+    A malformed params file is reported (``{"status": "failed", "error": ...}`` in the result) and the other
+    experiments run; naming it alone raises its ConfigError."""
+    broken: dict[str, str] = {}
+    experiments = load_experiments(broken=broken)
+    if names and set(names) <= set(broken):
+        raise ConfigError("; ".join(broken[n] for n in names))
+    unknown = sorted(set(names or []) - set(experiments) - set(broken))
     if unknown:
         raise KeyError(f"unknown experiment(s) {', '.join(unknown)}; choose from {', '.join(experiments)}")
-    chosen = [experiments[n] for n in (names or experiments)]
+    skipped = {n: m for n, m in broken.items() if not names or n in names}
+    for message in skipped.values():
+        echo(f"[{profile}] left out (params file broken): {message}")
+    chosen = [experiments[n] for n in (names or experiments) if n in experiments]
     echo(f"[{profile}] training the runs of {len(chosen)} experiment(s) in one pool")
     trained = train_runs([s for exp in chosen for s in exp.runs(profile)], jobs=jobs, force=force, echo=echo)
-    return {
+    done = {
         exp.name: run_experiment(exp, profile, jobs=jobs, force=force, echo=echo, trained=trained) for exp in chosen
     }
+    return done | {n: {"status": "failed", "error": m, "failed": []} for n, m in skipped.items()}

@@ -1,83 +1,86 @@
-"""Computed verdicts: each dissertation claim of a params file tested against our run records.
+"""Computed verdicts: each dissertation claim of a params file tested against every recorded run of its arms.
 
-A params file lists its claims under ``claims:``; each names two arms of the experiment by their settings
-and the direction the dissertation reports::
+A params file lists its claims under ``claims:`` (format: :mod:`ipslib.study.claims`); each names two arms
+by their settings and the direction the dissertation reports (``expect: higher``) or that it reports no
+effect (``expect: similar``). The rules, per task, on the last-epoch accuracies (the dissertation's
+convention), each stated on the pages:
 
-    claims:
-      - text: "More training canvases raise accuracy at the smallest O2I ratio."
-        source: "§4.1, Table 10"
-        higher: {n_train: max}        # the arm the dissertation finds better
-        lower: {n_train: min}
-        within: {digit_size: min}     # optional: restrict both arms
-        expect: higher                # or `similar` (no difference claimed)
-        tasks: [majority]             # optional: default every task of the dataset
+* **An arm** is every finished run of the profile with the arm's setting, all seeds
+  (:mod:`ipslib.study.arms`); its samples are its runs.
+* **Learned**: an arm has learned a task when its mean train *and* mean test accuracy beat the task's
+  chance level by more than :data:`LEARNED_FLOOR` (5 points) and two binomial standard errors of a chance
+  classifier on that split. A comparison with an arm that did not learn is *inconclusive* and names it.
+* **Seeds**: a verdict needs at least :data:`MIN_SEEDS` runs per arm; with fewer it is *inconclusive*.
+* **Effect**: the difference of the arm means in points with a 95 % Welch interval over seeds (sample
+  standard deviations, :mod:`ipslib.study.statistics`).
+* ``expect: higher`` is *supported* when the interval lies above 0, *contradicted* when it lies below 0,
+  *inconclusive* otherwise. ``expect: similar`` is *supported* when the 90 % interval lies inside
+  ±``margin`` points (two one-sided tests at 5 %), *contradicted* when the 95 % interval excludes 0 and the
+  equivalence test fails, *inconclusive* otherwise.
 
-A claim may replace its arms in one profile (``cpu: {higher: ..., lower: ...}``) where that profile's grid
-differs, or give a reason it cannot be tested there (``cpu: "no ImageNet weights here"``).
-
-A selector maps flat config keys to a value, or to ``max``/``min`` (the largest or smallest value among
-this profile's runs that pass ``within``). Each arm must resolve to one setting (its repeats pooled).
-
-The test, per task, uses the last-epoch test accuracy (the dissertation's convention):
-
-* **learned**: an arm is above chance when its mean exceeds the chance level by more than two binomial
-  standard errors of a chance classifier on the test split and by at least 5 percentage points; when
-  neither arm is, the comparison says nothing and the task is *not testable here*.
-* **difference**: z = (higher - lower) / sqrt(se_h² + se_l²), where an arm's standard error is the
-  binomial one of its mean over n_test x repeats test images, or the repeats' spread / sqrt(repeats)
-  when that is larger. ``expect: higher`` is *supported* when z > 2, *reversed* when z < -2, and shows
-  *no clear difference* otherwise; ``expect: similar`` is supported when |z| <= 2.
-
-A claim is *confirmed* when every testable task supports it, *not confirmed* when none does, *partly
-confirmed* otherwise, and *not testable here* when no task is testable or an arm has no finished run.
+A claim is *supported* when every task it tests is supported, *contradicted* when a task is contradicted and
+none supported (for ``similar``: when any task is contradicted), *mixed* when tasks disagree, *inconclusive*
+otherwise, and *not testable here* when the profile cannot pose it (its reason is stated).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from ipslib.config import ConfigError, RunConfig
+from ipslib.config import ConfigError
 from ipslib.data.registry import chance_levels  # re-exported: the chance level of each task, per dataset
-from ipslib.study.claims import Claim, parse_claims
+from ipslib.study.arms import Arm, ProfileRuns, profile_runs, setting_key
+from ipslib.study.claims import Claim
 from ipslib.study.reference import same_value
+from ipslib.study.statistics import beats_chance, tost_equivalent, welch_interval
 
 if TYPE_CHECKING:
     from ipslib.study.experiments import RunSpec
 
 __all__ = [
-    "Claim",
+    "LEARNED_FLOOR",
+    "MIN_SEEDS",
+    "TaskVerdict",
     "ClaimResult",
-    "parse_claims",
     "chance_levels",
     "evaluate",
     "evaluate_all",
-    "verdict_table",
-    "verdict_markdown",
-    "Z_THRESHOLD",
+    "claim_record",
 ]
 
-Z_THRESHOLD = 2.0
 LEARNED_FLOOR = 0.05
-"""An arm counts as above chance only when it also beats chance by this much (5 percentage points)."""
+"""An arm has learned a task only when it beats chance by more than this (5 points), on train and test."""
+MIN_SEEDS = 3
+"""Runs per arm a supported or contradicted verdict needs."""
+OUTCOMES = ("supported", "contradicted", "mixed", "inconclusive", "not testable here")
+
+
+@dataclass(frozen=True)
+class TaskVerdict:
+    task: str
+    chance: float
+    learned: tuple[bool, bool]
+    effect_pp: float
+    ci95: tuple[float, float] | None
+    verdict: str
+    reason: str = ""
 
 
 @dataclass
 class ClaimResult:
     claim: Claim
-    outcome: str
-    tasks: pd.DataFrame
+    profile: str
+    verdict: str
     reason: str = ""
-    higher_name: str = ""
-    lower_name: str = ""
+    arms: tuple[Arm, ...] = ()
+    settings: tuple[dict[str, Any], ...] = ()
+    tasks: list[TaskVerdict] = field(default_factory=list)
 
-
-def _setting(spec: RunSpec) -> tuple:
-    """The run's settings without its training seed: repeats of one setting share it."""
-    return tuple(sorted((k, repr(v)) for k, v in spec.flat.items() if k != "train_seed"))
+    @property
+    def outcome(self) -> str:
+        return self.verdict
 
 
 def _select(specs: list[RunSpec], selector: dict[str, Any]) -> list[RunSpec]:
@@ -85,185 +88,190 @@ def _select(specs: list[RunSpec], selector: dict[str, Any]) -> list[RunSpec]:
     for key, wanted in selector.items():
         values = [s.flat.get(key) for s in chosen]
         present = [v for v in values if v is not None]
-        if wanted in ("max", "min") and present:
-            target = max(present) if wanted == "max" else min(present)
-        else:
-            target = wanted
+        target = (max(present) if wanted == "max" else min(present)) if wanted in ("max", "min") and present else wanted
         chosen = [s for s, v in zip(chosen, values) if same_value(v, target)]
     return chosen
 
 
-def _n_test(config: RunConfig) -> int:
-    n = getattr(config.data, "n_test", None)
+def _n_items(config: Any, split: str) -> int:
+    n = getattr(config.data, f"n_{split}", None)
     if n is not None:
         return int(n)
-    from ipslib.data.traffic_signs import TrafficSigns
+    try:  # the real traffic signs: count the split's images when the data are here
+        from ipslib.data.registry import entry
 
-    try:
-        return len(TrafficSigns(config.data, "test"))
-    except (FileNotFoundError, OSError):  # no data here: the spread over repeats alone decides
+        return len(entry(config.dataset).open(config.data, split))
+    except (FileNotFoundError, OSError):
         return 0
 
 
-def _describe(specs: list[RunSpec]) -> str:
-    return specs[0].name.split("/")[1] if specs and "/" in specs[0].name else (specs[0].name if specs else "")
+def _learned(arm: Arm, task: str, chance: float, config: Any) -> bool:
+    if not arm.n_seeds:
+        return False
+    return all(
+        beats_chance(arm.mean(task, split), chance, _n_items(config, split), floor=LEARNED_FLOOR)
+        for split in ("train", "test")
+    )
 
 
-def _arm_stats(specs: list[RunSpec], runs: pd.DataFrame, task: str) -> tuple[float, float, int] | None:
-    keys = {s.key for s in specs}
-    done = runs[runs["key"].isin(keys) & runs["finished"]] if len(runs) else runs
-    column = f"last_test_{task}"
-    if done.empty or column not in done:
-        return None
-    values = done.drop_duplicates("key")[column].astype(float).to_numpy()
-    return float(values.mean()), float(values.std(ddof=0)), len(values)
+def _task_verdict(claim: Claim, arms: tuple[Arm, Arm], task: str, chance: float, config: Any) -> TaskVerdict:
+    high, low = arms
+    learned = (_learned(high, task, chance, config), _learned(low, task, chance, config))
+    effect = 100 * (high.mean(task) - low.mean(task))
+    interval = welch_interval(high.test.get(task, ()), low.test.get(task, ()))
+    ci = None if interval is None else (100 * interval.low, 100 * interval.high)
+
+    def result(verdict: str, reason: str = "") -> TaskVerdict:
+        return TaskVerdict(task, chance, learned, effect, ci, verdict, reason)
+
+    if not high.n_seeds or not low.n_seeds:
+        missing = high if not high.n_seeds else low
+        return result("not testable here", f"arm `{missing.label}` has no finished run")
+    for arm, ok in zip(arms, learned):
+        if not ok:
+            return result(
+                "inconclusive",
+                f"arm `{arm.label}` did not learn {task} (train "
+                f"{100 * arm.mean(task, 'train'):.1f} %, test {100 * arm.mean(task):.1f} % against "
+                f"chance {100 * chance:.1f} %)",
+            )
+    if min(high.n_seeds, low.n_seeds) < MIN_SEEDS:
+        return result("inconclusive", f"{high.n_seeds} and {low.n_seeds} seed(s); {MIN_SEEDS} per arm needed")
+    if claim.expect == "similar":
+        if tost_equivalent(high.test[task], low.test[task], claim.margin / 100):
+            return result("supported", f"equivalent within ±{claim.margin:g} points")
+        if interval.excludes_zero:
+            return result("contradicted", "the 95 % interval excludes 0 and equivalence fails")
+        return result("inconclusive", f"neither equivalent within ±{claim.margin:g} points nor different")
+    if interval.excludes_zero:
+        return result("supported" if interval.low > 0 else "contradicted")
+    return result("inconclusive", f"the 95 % interval [{ci[0]:.1f}, {ci[1]:.1f}] includes 0")
 
 
-def evaluate(claim: Claim, specs: list[RunSpec], runs: pd.DataFrame) -> ClaimResult:
-    """Test one claim on one profile's runs (``runs``: :attr:`ExperimentResults.runs`)."""
-    if specs:
-        resolved = claim.for_profile(specs[0].profile)
-        if isinstance(resolved, str):
-            return ClaimResult(claim, "not testable here", pd.DataFrame(), resolved)
-        claim = resolved
+def _combine(claim: Claim, tasks: list[TaskVerdict]) -> tuple[str, str]:
+    verdicts = [t.verdict for t in tasks]
+    if all(v == "not testable here" for v in verdicts):
+        return "not testable here", tasks[0].reason if tasks else "no task to test"
+    n_sup, n_con = verdicts.count("supported"), verdicts.count("contradicted")
+    counts = f"supported on {n_sup}, contradicted on {n_con}, inconclusive on {len(verdicts) - n_sup - n_con} task(s)"
+    if n_sup == len(verdicts):
+        return "supported", ""
+    if n_con and (claim.expect == "similar" or not n_sup):
+        return "contradicted", counts
+    if n_sup and n_con:
+        return "mixed", counts
+    reasons = sorted({t.reason for t in tasks if t.verdict == "inconclusive" and t.reason})
+    return "inconclusive", counts + ("; " + "; ".join(reasons) if reasons else "")
+
+
+def _resolve(claim: Claim, specs: list[RunSpec]) -> tuple[RunSpec, RunSpec] | str:
     pool = _select(specs, claim.within)
     high, low = _select(pool, claim.higher), _select(pool, claim.lower)
-    settings_high, settings_low = {_setting(s) for s in high}, {_setting(s) for s in low}
-    empty = pd.DataFrame()
     if not high or not low:
-        return ClaimResult(claim, "not testable here", empty, "this profile has no run for one of the two arms")
-    if len(settings_high) > 1 or len(settings_low) > 1:
+        return "this profile has no run for one of the two arms"
+    n_settings = max(len({setting_key(s.flat) for s in high}), len({setting_key(s.flat) for s in low}))
+    if n_settings > 1:
         raise ConfigError(
-            f"claim {claim.text!r}: an arm matches {max(len(settings_high), len(settings_low))} "
-            "settings; narrow its selector (or `within`) to one setting"
+            f"claim {claim.text!r}: an arm matches {n_settings} settings; narrow its selector "
+            "(or `within`) to one setting"
         )
-    if settings_high == settings_low:
-        return ClaimResult(claim, "not testable here", empty, "this profile runs only one of the two arms")
-    config = high[0].config
-    tasks = claim.tasks or tuple(config.tasks)
-    unknown = [t for t in tasks if t not in config.tasks]
+    if setting_key(high[0].flat) == setting_key(low[0].flat):
+        return "this profile runs only one of the two arms"
+    return high[0], low[0]
+
+
+def evaluate(claim: Claim, specs: list[RunSpec], runs: ProfileRuns | None = None) -> ClaimResult:
+    """Test one claim on one profile: ``specs`` are the experiment's runs there, ``runs`` every run of the
+    profile grouped by setting (loaded when not given)."""
+    profile = specs[0].profile if specs else ""
+    resolved = claim.for_profile(profile) if specs else "this profile has no run of this experiment"
+    if isinstance(resolved, str):
+        return ClaimResult(claim, profile, "not testable here", resolved)
+    picked = _resolve(resolved, specs)
+    if isinstance(picked, str):
+        return ClaimResult(resolved, profile, "not testable here", picked)
+    runs = runs or profile_runs(profile, specs[0].root)
+    arms = tuple(runs.arm(spec) for spec in picked)
+    config = picked[0].config
+    unknown = [t for t in resolved.tasks if t not in config.tasks]
     if unknown:
         raise ConfigError(f"claim {claim.text!r}: task(s) {', '.join(unknown)} not among {', '.join(config.tasks)}")
-    n_test = _n_test(config)
-    rows = []
-    for task in tasks:
-        a, b = _arm_stats(high, runs, task), _arm_stats(low, runs, task)
-        if a is None or b is None:
-            rows.append({"task": task, "result": "not testable here (an arm has no finished run)"})
-            continue
-        c = chance_levels(config)[task]
-        row: dict[str, Any] = {"task": task, "chance (%)": 100 * c}
-        margin = Z_THRESHOLD * math.sqrt(c * (1 - c) / n_test) if n_test else 0.0
-        learned = max(a[0], b[0]) - c > max(margin, LEARNED_FLOOR)
-
-        def se(stats: tuple[float, float, int]) -> float:
-            mean, std, n = stats
-            binomial = math.sqrt(max(mean * (1 - mean), 1e-12) / max(n_test * n, 1)) if n_test else 0.0
-            return max(binomial, std / math.sqrt(n)) if n > 1 else binomial
-
-        spread = math.hypot(se(a), se(b))
-        z = (a[0] - b[0]) / spread if spread > 0 else math.copysign(math.inf, a[0] - b[0])
-        if not learned:
-            result = "not testable here (neither arm above chance)"
-        elif claim.expect == "similar":
-            result = "supported" if abs(z) <= Z_THRESHOLD else "differs"
-        else:
-            result = "supported" if z > Z_THRESHOLD else ("reversed" if z < -Z_THRESHOLD else "no clear difference")
-        rows.append(
-            {
-                **row,
-                "higher arm (%)": 100 * a[0],
-                "lower arm (%)": 100 * b[0],
-                "difference (pp)": 100 * (a[0] - b[0]),
-                "z": z,
-                "repeats": min(a[2], b[2]),
-                "result": result,
-            }
+    try:
+        levels = chance_levels(config)
+    except (FileNotFoundError, OSError) as err:  # the real traffic signs are not here: no chance level, no verdict
+        return ClaimResult(
+            resolved,
+            profile,
+            "not testable here",
+            f"the chance level needs the test data ({err})",
+            arms,
+            tuple(s.varied for s in picked),
         )
-    table = pd.DataFrame(rows).set_index("task")
-    tested = table[~table["result"].str.startswith("not testable")]
-    if tested.empty:
-        outcome = "not testable here"
-    elif (tested["result"] == "supported").all():
-        outcome = "confirmed"
-    elif (tested["result"] == "supported").any():
-        outcome = "partly confirmed"
-    else:
-        outcome = "not confirmed"
-    return ClaimResult(claim, outcome, table, higher_name=_describe(high), lower_name=_describe(low))
+    tasks = [_task_verdict(resolved, arms, t, levels[t], config) for t in resolved.tasks or tuple(config.tasks)]
+    verdict, reason = _combine(resolved, tasks)
+    return ClaimResult(resolved, profile, verdict, reason, arms, tuple(s.varied for s in picked), tasks)
 
 
 def evaluate_all(results: Any) -> list[ClaimResult]:
     """Every claim of ``results.experiment`` (an :class:`~ipslib.study.results.ExperimentResults`)."""
-    return [evaluate(c, results.specs, results.runs) for c in results.experiment.claims]
+    runs = profile_runs(results.profile, results.experiment.root) if results.specs else None
+    return [evaluate(c, results.specs, runs) for c in results.experiment.claims]
 
 
-def verdict_table(evaluated: list[ClaimResult]) -> pd.DataFrame:
-    """One row per claim and task: both arms' means, the difference, z and the per-task result."""
-    frames = []
-    for i, item in enumerate(evaluated, start=1):
-        if item.tasks.empty:
-            continue
-        frame = item.tasks.reset_index()
-        frame.insert(0, "claim", i)
-        frames.append(frame)
-    if not frames:
-        return pd.DataFrame()
-    table = pd.concat(frames, ignore_index=True).set_index(["claim", "task"])
-    return table.round({c: 1 for c in table.columns if c.endswith("(%)") or c.endswith("(pp)")} | {"z": 2})
-
-
-def _sentence(i: int, item: ClaimResult) -> str:
-    claim = item.claim
-    source = f" Source: {claim.source}." if claim.source else ""
-    mark = " (one seed)" if _single_seed(item) else ""
-    head = f"{i}. *{claim.text}*{source} **{item.outcome.capitalize()}{mark}**"
-    if item.reason:
-        return f"{head}: {item.reason}."
-    arms = f"`{item.higher_name}` against `{item.lower_name}`"
-    parts = []
-    for task, row in item.tasks.iterrows():
-        if str(row["result"]).startswith("not testable"):
-            parts.append(f"{task}: {row['result']}")
-        else:
-            parts.append(
-                f"{task} {row['higher arm (%)']:.1f} vs {row['lower arm (%)']:.1f} % "
-                f"(z = {row['z']:.1f}, {row['result']})"
-            )
-    return f"{head}: {arms}; " + "; ".join(parts) + "."
-
-
-def _single_seed(item: ClaimResult) -> bool:
-    """True when the claim was tested (some task compared) with one training seed per arm."""
-    if item.tasks.empty or "repeats" not in item.tasks:
-        return False
-    tested = item.tasks["repeats"].dropna()
-    return len(tested) > 0 and int(tested.min()) == 1
-
-
-def verdict_markdown(evaluated: list[ClaimResult], profile: str) -> str:
-    """The chapter's verdict paragraph, computed from the claims' results."""
-    if not evaluated:
-        return "This chapter makes no comparative claim to test; see the tables above."
-    counts = pd.Series([e.outcome for e in evaluated]).value_counts()
-    summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
-    scale = {
-        "paper": "at the dissertation's settings",
-        "cpu": ("at the reduced cpu scale, so each verdict speaks to the direction of the claim, not to its numbers"),
-        "smoke": "on smoke runs, which train for seconds and test nothing about IPS",
-    }[profile]
-    lines = [
-        f"**Verdict ({profile} profile, {scale}):** of {len(evaluated)} claim(s), {summary}. "
-        f"A difference counts when it exceeds {Z_THRESHOLD:g} standard errors (binomial over the test "
-        "images, or the spread over repeats when larger); a task counts only when one arm beats "
-        f"chance by more than two standard errors and {100 * LEARNED_FLOOR:g} points.",
-        "",
-    ]
-    if any(_single_seed(e) for e in evaluated):
-        lines[0] += (
-            " A verdict marked *one seed* compares single training runs: its standard error covers "
-            "the sampling of the test images, not the variation from one training seed to another, "
-            "which this profile does not measure for that claim; read it as weak evidence."
+def claim_record(item: ClaimResult) -> dict[str, Any]:
+    """One claim's verdict as plain data (``ipslib claims --json``)."""
+    arms = []
+    for arm, settings in zip(item.arms, item.settings):
+        arms.append(
+            {
+                "label": arm.label,
+                "settings": settings,
+                "run_keys": list(arm.run_keys),
+                "n_seeds": arm.n_seeds,
+                "seeds": list(arm.seeds),
+            }
         )
-    lines += [_sentence(i, item) for i, item in enumerate(evaluated, start=1)]
-    return "\n".join(lines)
+    tasks = []
+    for t in item.tasks:
+        per_arm = [
+            {
+                "label": a.label,
+                "test_mean": _pct(a.mean(t.task)),
+                "test_sd": _pct(a.sd(t.task)),
+                "train_mean": _pct(a.mean(t.task, "train")),
+                "chance": _pct(t.chance),
+                "learned": ok,
+            }
+            for a, ok in zip(item.arms, t.learned)
+        ]
+        tasks.append(
+            {
+                "task": t.task,
+                "arms": per_arm,
+                "effect_pp": _round(t.effect_pp),
+                "ci95": None if t.ci95 is None else [_round(t.ci95[0]), _round(t.ci95[1])],
+                "verdict": t.verdict,
+                "reason": t.reason,
+            }
+        )
+    claim = item.claim
+    return {
+        "text": claim.text,
+        "source": claim.source,
+        "expect": claim.expect,
+        "margin": claim.margin,
+        "register": list(claim.register),
+        "profile": item.profile,
+        "verdict": item.verdict,
+        "reason": item.reason,
+        "arms": arms,
+        "tasks": tasks,
+    }
+
+
+def _pct(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(100 * value, 2)
+
+
+def _round(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 2)

@@ -39,6 +39,8 @@ COMMANDS = {
     "train_step": "python -m benchmarks.train_step",
     "data_throughput": "python -m benchmarks.data_throughput",
     "gpu_check": "bash benchmarks/gpu_check.sh   # on a machine with a CUDA GPU",
+    "bf16_agreement": "python -m benchmarks.bf16 agreement",
+    "bf16_training": "python -m benchmarks.bf16 training   # hours of CPU: 3 seeds x 2 precisions x 2 settings",
 }
 """The command that writes each benchmark's JSON."""
 DISSERTATION_BATCH = 16
@@ -210,11 +212,20 @@ def scale_summary(scale: dict[str, Any]) -> str:
     )
 
 
+def _step_mode(row: pd.Series) -> str:
+    if not row["dedup_blank"]:
+        return "dense (every patch encoded)"
+    return "ours, bf16 (dedup_blank)" if row.get("amp") == "bf16" else "ours (dedup_blank)"
+
+
 def step_table(steps: dict[str, Any]) -> tuple[Any, float | None]:
     """Milliseconds per step and per canvas and peak memory for each measured step (a Styler), and ours per
-    canvas at 1500² with ``dedup_blank`` (None when not measured)."""
+    canvas at 1500² with ``dedup_blank`` in float32 on generated canvases (None when not measured)."""
     frame = pd.DataFrame(steps["results"])
-    frame["mode"] = frame["dedup_blank"].map({True: "ours (dedup_blank)", False: "dense (every patch encoded)"})
+    for column, default in (("amp", "none"), ("random_pixels", False)):
+        frame[column] = frame[column].fillna(default) if column in frame else default
+    frame["mode"] = frame.apply(_step_mode, axis=1)
+    frame["input"] = frame["random_pixels"].map({True: "random pixels", False: "canvases"})
     table = frame.assign(ms_per_step=1000 * frame["step_s"], ms_per_canvas=1000 * frame["step_s"] / frame["batch_size"])
     columns = {
         "n_patches": "N",
@@ -223,8 +234,8 @@ def step_table(steps: dict[str, Any]) -> tuple[Any, float | None]:
         "ms_per_canvas": "ms per canvas",
         "peak_rss_mb": "peak RSS (MB)",
     }
-    shown = table[["canvas", "n_patches", "batch_size", "mode", "ms_per_step", "ms_per_canvas", "peak_rss_mb"]]
-    ours = table[(table["canvas"] == 1500) & table["dedup_blank"]]
+    shown = table[["canvas", "input", "n_patches", "batch_size", "mode", "ms_per_step", "ms_per_canvas", "peak_rss_mb"]]
+    ours = table[(table["canvas"] == 1500) & table["dedup_blank"] & (table["amp"] == "none") & ~table["random_pixels"]]
     per_canvas = float(ours["ms_per_canvas"].iloc[0]) if len(ours) else None
     return shown.rename(columns=columns).style.format(precision=0).hide(axis="index"), per_canvas
 
