@@ -7,19 +7,21 @@ PROFILE ?= cpu
 JOBS ?= 1
 STAMP := $(VENV)/.ipslib-installed
 
-.PHONY: help env lint test test-fast book results bench clean-book browser
+.PHONY: help env lint test test-fast book results bench clean-book browser constraints notebook
 
 help:
 	@echo "make book [PROFILE=cpu|smoke|paper]  run what is missing for PROFILE, then build the HTML book"
 	@echo "make test                            lint (ruff) and run the whole test suite (bootstraps .venv)"
 	@echo "make bench                           run the benchmarks, results under outputs/benchmarks/"
+	@echo "make notebook                        JupyterLab on the notebook templates (installs the notebook extra)"
 
 env: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt: the versions the book was built with (pip freeze of our .venv; `make constraints` rewrites it)
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[report,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[report,dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
@@ -53,3 +55,13 @@ bench: $(STAMP)
 
 clean-book:
 	rm -rf _build
+
+# JupyterLab on the notebook templates (the `notebook` extra; jupytext opens the MyST .md files as notebooks)
+notebook: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[notebook]"
+	$(VENV)/bin/jupyter lab book/templates $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+constraints: $(STAMP)
+	@head -3 constraints.txt > constraints.txt.new
+	$(PY) -m pip freeze --exclude-editable >> constraints.txt.new
+	mv constraints.txt.new constraints.txt

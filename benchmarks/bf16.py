@@ -2,14 +2,15 @@
 
 Under ``amp: bf16`` the selection's encoder runs in bfloat16 while scores and their top-M stay float32
 (:meth:`ipslib.model.ips.IPSNet.select`). Two settings: ``cpu`` (the cpu profile's megapixel-MNIST baseline,
-``params/_defaults.yaml`` ``megapixel_mnist.cpu``: 144², N = 16, M = I = 6) and ``1500`` (1500² canvases, 50
-Bézier curves, N = 900, M = I = 100, ResNet-18 with 2 stages, as ``benchmarks.train_step``).
+``params/_defaults.yaml`` ``megapixel_mnist.cpu``, whatever it is when run) and ``1500`` (1500² canvases,
+28-px digits, 50 Bézier curves, N = 900, M = I = 100, ResNet-18 with 2 stages, as ``benchmarks.train_step``).
 
-``agreement`` (minutes): for each model, select on the first ``--items`` test canvases twice from the same
-seed, in float32 and in bf16, and compare the kept sets per canvas: Jaccard |A ∩ B| / |A ∪ B|, its mean and
-minimum, and the share of identical sets. Models: the trained baseline checkpoint of the cpu profile where
-it exists (``outputs/cpu/runs/<key>/``), an untrained network, and at 1500² a network trained for
-``--train-steps`` float32 steps (no trained 1500² model exists). Writes ``outputs/benchmarks/bf16_agreement.json``.
+``agreement`` (minutes): for each model, select on the first ``--items`` test canvases twice from the same seed,
+in float32 and in bf16, and compare the kept sets per canvas: Jaccard |A ∩ B| / |A ∪ B|, its mean and minimum,
+and the share of identical sets. Models: a trained checkpoint of the cpu baseline where one exists (a
+cpu-profile run, else ``outputs/models/<name>/`` with the same data and model keys), an untrained network, and
+at 1500² a network trained for ``--train-steps`` float32 steps (no trained 1500² model exists). Writes
+``outputs/benchmarks/bf16_agreement.json``.
 
 ``training`` (hours; run in the cpu-profile campaign): each setting trained with amp none and bf16 for each of
 ``--seeds`` (``train_seed``), resumable, into ``outputs/bf16_training/<setting>/<amp>-seed<s>/``; then final
@@ -37,6 +38,7 @@ OUT_DIR = ROOT / "outputs" / "benchmarks"
 TRAIN_DIR = ROOT / "outputs" / "bf16_training"
 SETTING_1500 = dict(
     canvas_size=1500,
+    digit_size=28,
     n_noise=50,
     patch_size=50,
     memory_size=100,
@@ -93,17 +95,40 @@ def _select_all(net, cfg, amp: str, items: int, batch: int) -> tuple[list[list[i
     return kept, seconds
 
 
+MATCH_KEYS = (
+    "canvas_size",
+    "digit_size",
+    "n_noise",
+    "noise_type",
+    "patch_size",
+    "memory_size",
+    "iter_size",
+    "use_pos",
+    "arch",
+    "n_res_blocks",
+    "n_heads",
+    "head_dim",
+    "mlp_dim",
+)
+
+
 def _baseline_run() -> Path | None:
-    """A finished cpu-profile run of the MNIST defaults without regularisers or STKIM that kept its checkpoint."""
+    """A finished run with a checkpoint of the cpu profile's MNIST defaults (data and model keys, no STKIM or
+    regularisers): a cpu-profile run, else a model under ``outputs/models/`` (e.g. a calibration run)."""
     defaults = yaml.safe_load((ROOT / "params" / "_defaults.yaml").read_text())["megapixel_mnist"]["cpu"]
-    plain = {"stkim_k": 0, "diversity_weight": 0.0, "semantic_weight": 0.0}
-    for params in sorted((ROOT / "outputs" / "cpu" / "runs").glob("*/params.yaml")):
-        flat = yaml.safe_load(params.read_text())
-        same = all(flat.get(k) == v for k, v in {**defaults, **plain}.items())
-        metrics = params.parent / "metrics.json"
-        if same and (params.parent / "checkpoint.pt").is_file() and metrics.is_file():
-            if json.loads(metrics.read_text()).get("finished"):
-                return params.parent
+    wanted = {**{k: defaults[k] for k in MATCH_KEYS}, "stkim_k": 0, "diversity_weight": 0.0, "semantic_weight": 0.0}
+    folders = [
+        *sorted((ROOT / "outputs" / "cpu" / "runs").glob("*/")),
+        *sorted((ROOT / "outputs" / "models").glob("*/")),
+    ]
+    for folder in folders:
+        config = folder / "params.yaml" if (folder / "params.yaml").is_file() else folder / "config.yaml"
+        metrics = folder / "metrics.json"
+        if not (config.is_file() and metrics.is_file() and (folder / "checkpoint.pt").is_file()):
+            continue
+        flat = yaml.safe_load(config.read_text())
+        if all(flat.get(k) == v for k, v in wanted.items()) and json.loads(metrics.read_text()).get("finished"):
+            return folder
     return None
 
 
@@ -117,7 +142,8 @@ def _models(setting: str, cfg, train_steps: int):
 
     run = _baseline_run() if setting == "cpu" else None
     if run is not None:
-        yield f"trained (cpu profile run {run.name}, {cfg.train.epochs} epochs)", load_model(run)[0]
+        epochs = json.loads((run / "metrics.json").read_text())["epochs_done"]
+        yield f"trained ({run.relative_to(ROOT)}, {epochs} epochs)", load_model(run)[0]
     runtime.seed_everything(0)
     yield "untrained (seed 0)", IPSNet.from_config(cfg)
     if setting == "1500" and train_steps:

@@ -46,13 +46,6 @@ def test_shared_runs_train_once(experiments):
     assert len(e9 & e13) == 1  # the P = 0 baseline is E13's 28-px run
 
 
-def test_positions_pair_profiles(experiments):
-    exp = experiments["o2i_datasize"]
-    cpu = {r.position for r in exp.runs("cpu")}
-    paper = {r.position for r in exp.runs("paper")}
-    assert cpu <= paper
-
-
 def test_grid_values_may_be_mappings(tmp_path):
     (tmp_path / "params").mkdir()
     (tmp_path / "book" / "templates").mkdir(parents=True)

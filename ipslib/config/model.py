@@ -8,6 +8,7 @@ from ipslib.config.base import ConfigError, _at_least, _choice, _within, check_o
 from ipslib.config.options import (
     Amp,
     Arch,
+    CompileMode,
     DeviceKind,
     DiversityTarget,
     ModelArchitecture,
@@ -210,6 +211,8 @@ class TrainConfig:
     train_seed: int = 0
     device: str = "auto"  # a DeviceKind, optionally with a CUDA index ("cuda:1")
     amp: Amp = "none"
+    compile_mode: CompileMode = "none"
+    """``torch.compile`` the patch encoder with this mode (``none``: eager). In the key only when set."""
     num_workers: int = 0
     threads: int = 0
 

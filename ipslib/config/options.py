@@ -13,10 +13,13 @@ from typing import Literal
 __all__ = [
     "Amp",
     "Arch",
+    "ClusterKind",
+    "CompileMode",
     "DatasetName",
     "DeviceKind",
     "DigitSource",
     "DiversityTarget",
+    "Executor",
     "ModelArchitecture",
     "NoiseRule",
     "NoiseType",
@@ -56,9 +59,14 @@ STKIMMode = Literal["seed_selection", "acmil_aggregation"]
 STKIMSampling = Literal["bernoulli", "exact_fraction"]
 DeviceKind = Literal["auto", "cpu", "cuda"]  # the part of ``device`` before an optional ``:index``
 Amp = Literal["none", "bf16"]
+CompileMode = Literal["none", "default", "max-autotune"]  # torch.compile of the patch encoder, and its mode
 # control arms (issue 16): which patches reach the gradient pass, and the whole-image alternative to patches
 SelectionMode = Literal["ips", "random", "all"]  # learned top-M | M drawn from the non-blank patches | every patch
 ModelArchitecture = Literal["ips", "downsampled"]  # patches + aggregator | the image resized to one input
+
+# running a profile (ipslib run): where the runs train, and which scheduler a submitit array goes to
+Executor = Literal["local", "submitit"]  # a process pool here | a submitit job array
+ClusterKind = Literal["auto", "slurm", "local"]  # slurm when sbatch is on the PATH | Slurm | subprocesses here
 
 
 def choices(option: typing.Any) -> tuple[str, ...]:

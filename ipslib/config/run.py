@@ -31,7 +31,7 @@ SECTIONS = {
 }
 
 
-DEFAULT_FREE_KEYS = frozenset({"selection", "selection_seed", "architecture", "downsample_size"})
+DEFAULT_FREE_KEYS = frozenset({"selection", "selection_seed", "architecture", "downsample_size", "compile_mode"})
 """Keys added after runs were recorded: :meth:`RunConfig.key` hashes them only when they differ from their
 default (which reproduces the behaviour from before they existed)."""
 

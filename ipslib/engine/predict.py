@@ -6,14 +6,17 @@ The image is never held whole: patches come from a streaming source (:mod:`ipsli
 read band by band. Memory therefore depends on M, I and the model, not on the image (one exception: a
 model with ``use_pos`` holds an (N, D) positional table, 4·N·D bytes).
 
-The attention map shows the selection scores of the M kept patches (last selection iteration, spec §1.5)
-at their positions in the original patch grid.
+The attention map (:mod:`ipslib.engine.predict_figure`) shows the selection scores of the M kept patches
+(last selection iteration, spec §1.5) at their positions in the original patch grid, the best of them at full
+resolution (:func:`top_crops`) and the class probabilities.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,21 @@ import torch
 
 from ipslib.config import ConfigError, MegapixelMNISTConfig, RunConfig
 from ipslib.config.memory import check_all_selection
+from ipslib.engine.predict_figure import Crop, draw_attention_map, score_order
 from ipslib.engine.records import CHECKPOINT_FILE
 from ipslib.engine.whole_image import downsample_source
-from ipslib.streaming.windows import WindowSource, skip_blank_patches
+from ipslib.streaming.windows import WindowSource, pixels_to_float, skip_blank_patches
 
-__all__ = ["Prediction", "load_model", "predict", "score_grid", "draw_attention_map", "mnist_source", "image_source"]
+__all__ = [
+    "Prediction",
+    "load_model",
+    "predict",
+    "score_grid",
+    "top_crops",
+    "draw_attention_map",
+    "mnist_source",
+    "image_source",
+]
 
 
 @dataclass
@@ -95,14 +108,57 @@ def _task_outputs(logits: dict[str, torch.Tensor], cfg: RunConfig) -> dict[str, 
     return out
 
 
-def predict(net, cfg: RunConfig, source: WindowSource, *, min_foreground: float = 0.0, seed: int = 0) -> Prediction:
+@contextlib.contextmanager
+def _progress_bar(source: WindowSource, enabled: bool) -> Iterator[None]:
+    """A tqdm bar (stderr) of the patches read so far, counted where the selection asks the source for them."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=source.n_patches, unit="patch", desc="scoring", disable=not enabled, leave=False)
+    take = source.take
+
+    def counted(indices: torch.Tensor) -> torch.Tensor:
+        bar.update(min(int(indices.shape[-1]), bar.total - bar.n))  # the final gather of the kept M too
+        return take(indices)
+
+    source.take = counted  # an instance attribute: the class's method is back after ``del``
+    try:
+        yield
+    finally:
+        del source.take
+        bar.close()
+
+
+def _check_memory(cfg: RunConfig, source: WindowSource) -> None:
+    """``selection: all`` holds every patch at once: refused when that would not fit ``memory_budget_mb``."""
+    check_all_selection(
+        cfg.encoder,
+        in_channels=cfg.in_channels,
+        patch_size=cfg.ips.patch_size,
+        n_patches=source.n_patches,
+        batch_size=1,
+        budget_mb=cfg.ips.memory_budget_mb,
+        gradients=False,
+        where=f"selection='all' on this {source.height}x{source.width} image",
+    )
+
+
+def predict(
+    net,
+    cfg: RunConfig,
+    source: WindowSource,
+    *,
+    min_foreground: float = 0.0,
+    seed: int = 0,
+    progress: bool = False,
+) -> Prediction:
     """Select and aggregate one image (batch of one) in eval mode, background patches skipped.
 
     ``seed`` fixes the shuffle order of selection (and STKIM draws in eval, if the model uses them); a
     ``selection: random`` model keeps its evaluation draw (``selection_seed`` and the image's content).
     ``selection: all`` is refused (ConfigError naming the estimate and ``memory_budget_mb``) when holding
     every patch and passing them through the trunk at once would not fit; the downsampled model reads the
-    image band by band (:func:`~ipslib.engine.whole_image.downsample_source`) and keeps no patches.
+    image band by band (:func:`~ipslib.engine.whole_image.downsample_source`) and keeps no patches. The network
+    runs on its device (patches move there chunk by chunk); ``progress`` shows a bar of the patches read.
     """
     if source.batch_size != 1:
         raise ValueError(f"predict classifies one image; the source holds {source.batch_size}")
@@ -112,21 +168,13 @@ def predict(net, cfg: RunConfig, source: WindowSource, *, min_foreground: float 
         raise ValueError("the source must cut patches of the model's patch_size and stride")
     whole = cfg.ips.architecture == "downsampled"
     if cfg.ips.selection == "all" and not whole:
-        check_all_selection(
-            cfg.encoder,
-            in_channels=cfg.in_channels,
-            patch_size=cfg.ips.patch_size,
-            n_patches=source.n_patches,
-            batch_size=1,
-            budget_mb=cfg.ips.memory_budget_mb,
-            gradients=False,
-            where=f"selection='all' on this {source.height}x{source.width} image",
-        )
+        _check_memory(cfg, source)
     torch.manual_seed(seed)
     net.eval()
     start = time.perf_counter()
     with torch.no_grad(), skip_blank_patches(net, min_foreground=min_foreground) as wrapper:
-        selection = net.select(downsample_source(source, 0, cfg.ips.downsample_size) if whole else source)
+        with _progress_bar(source, progress and not whole):
+            selection = net.select(downsample_source(source, 0, cfg.ips.downsample_size) if whole else source)
         logits = net(selection)
     seconds = time.perf_counter() - start
     kept = slice(0, 0) if whole else slice(None)  # the downsampled model keeps no patches of the grid
@@ -140,85 +188,30 @@ def predict(net, cfg: RunConfig, source: WindowSource, *, min_foreground: float 
     )
 
 
+def top_crops(source: WindowSource, prediction: Prediction, k: int = 8) -> list[Crop]:
+    """The ``k`` kept patches of highest score, read again from the source at full resolution (best first)."""
+    p = source.patch_size
+    tops, lefts = source.origins(prediction.indices)
+    crops = []
+    for i in score_order(prediction.scores)[:k]:
+        raw = source.read_window(0, int(tops[i]), int(lefts[i]), p, p)  # (C, p, p)
+        pixels = pixels_to_float(raw).numpy()
+        crops.append(
+            Crop(
+                pixels[0] if len(pixels) == 1 else pixels.transpose(1, 2, 0),
+                int(tops[i]),
+                int(lefts[i]),
+                float(prediction.scores[i]),
+            )
+        )
+    return crops
+
+
 def score_grid(indices: np.ndarray, scores: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """float32 (rows, cols): the kept patches' scores at their grid cells, NaN elsewhere."""
     out = np.full(grid[0] * grid[1], np.nan, dtype=np.float32)
     out[np.asarray(indices)] = scores
     return out.reshape(grid)
-
-
-def draw_attention_map(
-    thumbnail: np.ndarray,
-    prediction: Prediction,
-    *,
-    image_shape: tuple[int, int],
-    patch_size: int,
-    stride: int,
-    title: str = "",
-):
-    """A Figure: the thumbnail in grey, the kept patches as squares coloured by selection score.
-
-    Args:
-        thumbnail: (h, w) max-pooled image, drawn stretched over the full ``image_shape``.
-        prediction: the kept patches (``indices``, ``scores``, ``grid``) to draw.
-        image_shape: (height, width) of the original image in pixels.
-        patch_size, stride: how the patch grid was cut, to place each kept patch.
-        title: the axes title.
-    """
-    from matplotlib.figure import Figure
-
-    height, width = image_shape
-    fig = Figure(figsize=(7.6, 6.4 * height / width + 0.5), layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(
-        thumbnail,
-        cmap="gray",
-        vmin=0,
-        vmax=max(float(thumbnail.max()), 1e-6),
-        extent=(0, width, height, 0),
-        interpolation="nearest",
-    )
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if len(prediction.scores):  # a whole-image model keeps no patches: the thumbnail alone
-        colours = _score_colours(prediction.scores)
-        side = max(patch_size, 0.006 * max(height, width))  # keep squares visible on huge images
-        _draw_kept_patches(ax, prediction, colours, stride=stride, side=side)
-        bar = fig.colorbar(colours, ax=ax, shrink=0.7, label="selection score of kept patch")
-        bar.formatter.set_useOffset(False)
-    return fig
-
-
-def _score_colours(scores: np.ndarray):
-    """A red-to-yellow ScalarMappable over the scores' range (widened when the scores are nearly equal)."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
-    low, high = float(scores.min()), float(scores.max())
-    if high - low <= 1e-6 * max(abs(high), 1e-12):
-        low, high = low - 0.05 * abs(low) - 1e-9, high + 0.05 * abs(high) + 1e-9
-    return ScalarMappable(norm=Normalize(low, high), cmap="autumn")  # red to yellow: visible on black
-
-
-def _draw_kept_patches(ax, prediction: Prediction, colours, *, stride: int, side: float) -> None:
-    """One square of ``side`` pixels per kept patch at its grid position, filled and edged by its score."""
-    from matplotlib.patches import Rectangle
-
-    rows, cols = np.divmod(prediction.indices, prediction.grid[1])
-    for r, c, s in zip(rows, cols, prediction.scores):
-        ax.add_patch(
-            Rectangle(
-                (c * stride, r * stride),
-                side,
-                side,
-                facecolor=colours.to_rgba(s, alpha=0.35),
-                edgecolor=colours.to_rgba(s),
-                linewidth=1.0,
-            )
-        )
 
 
 def mnist_source(

@@ -33,6 +33,8 @@ __all__ = [
     "train_one_epoch",
     "evaluate",
     "build_optimizer",
+    "prepare_model",
+    "to_device",
 ]
 
 
@@ -80,8 +82,16 @@ def _concat(parts: list[Selection]) -> Selection:
 
 
 def _to_device(selection: Selection, device: torch.device) -> Selection:
-    moved = {f.name: getattr(selection, f.name).to(device) for f in dataclasses.fields(Selection)}
+    moved = {f.name: to_device(getattr(selection, f.name), device) for f in dataclasses.fields(Selection)}
     return dataclasses.replace(selection, **moved)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``. A CPU tensor bound for a GPU goes from pinned memory without blocking the host
+    (the loader pins batches on the CUDA path; others are pinned here); elsewhere a plain ``.to``."""
+    if device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(device)
+    return (tensor if tensor.is_pinned() else tensor.pin_memory()).to(device, non_blocking=True)
 
 
 def _forward_losses(
@@ -150,7 +160,7 @@ def train_step(
         (losses, logits, targets), the latter two on the device, for the metrics.
     """
     selection = select_batch(net, images, ctx)
-    targets = {task: value.to(ctx.device) for task, value in targets.items()}
+    targets = {task: to_device(value, ctx.device) for task, value in targets.items()}
     losses, logits = gradient_step(net, optimizer, selection, targets, ctx, lr)
     return losses, logits, targets
 
@@ -195,7 +205,7 @@ def evaluate(net: torch.nn.Module, loader: DataLoader, ctx: Context) -> dict[str
     meter = EpochMeter(ctx.cfg.tasks)
     for images, targets in _prefetched(loader):
         selection = select_batch(net, images, ctx)
-        targets = {task: value.to(ctx.device) for task, value in targets.items()}
+        targets = {task: to_device(value, ctx.device) for task, value in targets.items()}
         losses, logits = _forward_losses(net, selection, targets, ctx)
         meter.update(losses, logits, targets)
     return meter.compute()
@@ -204,6 +214,20 @@ def evaluate(net: torch.nn.Module, loader: DataLoader, ctx: Context) -> dict[str
 def _prefetched(loader: DataLoader):
     """The loader's batches, the next one generated in a thread meanwhile when it has no worker processes."""
     return runtime.prefetch(loader) if loader.num_workers == 0 else loader
+
+
+def prepare_model(net: torch.nn.Module, ctx: Context) -> torch.nn.Module:
+    """Set up a model on its device before it trains: on a GPU cuDNN benchmarks its convolution algorithms
+    for the fixed patch shapes; ``compile_mode`` other than ``none`` compiles the patch encoder with
+    ``torch.compile`` in place (state dict and checkpoints keep their names). The encoder's weights are
+    channels-last already (:class:`~ipslib.model.encoder.PatchEncoder`). On the CPU with ``compile_mode:
+    none`` (every existing config) nothing changes."""
+    if ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    mode = ctx.cfg.train.compile_mode
+    if mode != "none":
+        net.encoder.compile(mode=None if mode == "default" else mode)
+    return net
 
 
 def build_optimizer(net: torch.nn.Module, cfg: RunConfig) -> torch.optim.AdamW:

@@ -41,6 +41,7 @@ from ipslib.engine.steps import (
     build_optimizer,
     evaluate,
     gradient_step,
+    prepare_model,
     select_batch,
     train_one_epoch,
     train_step,
@@ -63,7 +64,8 @@ REGULARISER_TERMS = ("diversity", "semantic")
 
 
 # --------------------------------------------------------------------------------------------- data
-def _loader(dataset: Dataset, cfg: RunConfig, *, shuffle: bool, seed: int) -> DataLoader:
+def _loader(dataset: Dataset, cfg: RunConfig, *, shuffle: bool, seed: int, pin: bool = False) -> DataLoader:
+    """``pin`` (the CUDA path): batches come in pinned memory, so their copies to the GPU do not block."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
@@ -73,6 +75,7 @@ def _loader(dataset: Dataset, cfg: RunConfig, *, shuffle: bool, seed: int) -> Da
         num_workers=cfg.train.num_workers,
         generator=generator,
         collate_fn=getattr(dataset, "collate", None),  # layout-cut items batch into a patch source
+        pin_memory=pin,
     )
 
 
@@ -167,11 +170,15 @@ def _run(cfg: RunConfig, run_dir: Path, progress: bool, say: Callable[[str], Non
     ctx = Context(cfg, runtime.resolve_device(cfg.train.device))
     train_set, test_set = build_dataset(cfg, "train", patches=True), build_dataset(cfg, "test", patches=True)
     runtime.seed_everything(cfg.train.train_seed)
-    net = build_model(cfg).to(ctx.device)
+    net = prepare_model(build_model(cfg).to(ctx.device), ctx)
     optimizer = build_optimizer(net, cfg)
     state = checkpoint.resume(run_dir, cfg, net, optimizer, say)
     schedule = WarmupCosine.from_config(cfg.train, steps_per_epoch(len(train_set), cfg.train.batch_size))
-    loaders = _loader(train_set, cfg, shuffle=True, seed=0), _loader(test_set, cfg, shuffle=False, seed=0)
+    pin = ctx.device.type == "cuda"
+    loaders = (
+        _loader(train_set, cfg, shuffle=True, seed=0, pin=pin),
+        _loader(test_set, cfg, shuffle=False, seed=0, pin=pin),
+    )
     runtime.reset_peak_memory(ctx.device)
     last = cfg.train.epochs if stop is None else min(stop, cfg.train.epochs)
     with tqdm(

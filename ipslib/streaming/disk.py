@@ -4,7 +4,12 @@
   so only the pages under the requested windows are read.
 * :class:`TiffPatchSource` reads and decodes only the TIFF segments (tiles, or strips of untiled files)
   that intersect a requested window, through tifffile's segment decoder (any compression tifffile
-  supports); a small LRU cache keeps recently decoded segments, since neighbouring patches share tiles.
+  supports). Selection visits patches in a shuffled order, so consecutive patches rarely share a tile and a
+  cache of recently decoded tiles is useless (measured: each tile decoded about 66 times). Each segment is
+  therefore decoded once, into an uncompressed scratch copy that is memory-mapped like a ``.npy`` file
+  (a deleted temporary file under ``scratch_dir``, default the system's temporary folder); later reads slice it,
+  so a tiled TIFF costs about what the same pixels cost as ``.npy`` (``benchmarks/inference_scale.py --tiff``).
+  Where the scratch copy would not fit on that disk, a small LRU cache of decoded segments is used instead.
 * :func:`open_image_source` picks the source from the file name; PNG and JPEG (small images only) are
   decoded whole with Pillow.
 
@@ -14,6 +19,9 @@ Images are (H, W), (H, W, C) or (C, H, W) with C in {1, 3}; pixels are converted
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,13 +94,23 @@ class TiffPatchSource(WindowSource):
     Args:
         paths: the TIFF files (first page of each; chunky or single-sample pixels).
         patch_size: p; stride: s (default p).
-        cache_mb: decoded segments kept per file (least recently used dropped first).
+        scratch: decode each segment once into a memory-mapped scratch copy (module docstring); False, or too
+            little free space under ``scratch_dir``, keeps an LRU cache of ``cache_mb`` per file instead.
+        cache_mb: decoded segments kept per file without the scratch copy (least recently used dropped first).
     Attributes:
         segments_read: segments read and decoded so far (cache misses), for tests and benchmarks.
+        scratch_bytes: size of the scratch copies (0 without them).
     """
 
     def __init__(
-        self, paths: Sequence[str | Path], patch_size: int, stride: int | None = None, *, cache_mb: float = 64.0
+        self,
+        paths: Sequence[str | Path],
+        patch_size: int,
+        stride: int | None = None,
+        *,
+        scratch: bool = True,
+        scratch_dir: str | Path | None = None,
+        cache_mb: float = 64.0,
     ) -> None:
         import tifffile
 
@@ -122,17 +140,58 @@ class TiffPatchSource(WindowSource):
         self.cache_size = max(4, int(cache_mb * 2**20 // seg_bytes))
         self._cache: list[OrderedDict[int, np.ndarray]] = [OrderedDict() for _ in self.pages]
         self.segments_read = 0
+        self._scratch: list[tuple[Any, np.memmap, np.ndarray]] = []
+        n_segments = len(page.dataoffsets)
+        self.scratch_bytes = n_segments * seg_bytes * len(self.pages) if scratch else 0
+        if scratch and not self._open_scratch(n_segments, Path(scratch_dir or tempfile.gettempdir())):
+            self.scratch_bytes = 0
+
+    def _open_scratch(self, n_segments: int, folder: Path) -> bool:
+        """One deleted temporary file per image holding its decoded segments; False when they would not fit."""
+        free = shutil.disk_usage(folder).free
+        if self.scratch_bytes > free - 256 * 2**20:  # leave the disk some room
+            warnings.warn(
+                f"TIFF scratch copy of {self.scratch_bytes / 2**20:.0f} MB does not fit in {folder} "
+                f"({free / 2**20:.0f} MB free); decoding with a {self.cache_size}-segment cache (slower)",
+                stacklevel=3,
+            )
+            return False
+        shape = (n_segments, *self.segment_shape, self.channels)
+        for _ in self.pages:
+            handle = tempfile.TemporaryFile(dir=folder)
+            store = np.memmap(handle, dtype=self.dtype, mode="w+", shape=shape)
+            self._scratch.append((handle, store, np.zeros(n_segments, dtype=bool)))
+        return True
 
     def close(self) -> None:
         for f in self.files:
             f.close()
+        for handle, store, _ in self._scratch:
+            del store
+            handle.close()
+        self._scratch = []
 
     def _segment(self, image: int, index: int) -> np.ndarray:
-        """Decoded segment ``index`` of one file as (length, width, C), zeros where the file has none."""
+        """Decoded segment ``index`` of one file as (length, width, C), zeros where the file has none (from the
+        scratch copy, padded to the full segment shape, or from the LRU cache)."""
+        if self._scratch:
+            _, store, done = self._scratch[image]
+            if not done[index]:
+                segment = self._decode(image, index)
+                store[index, : segment.shape[0], : segment.shape[1]] = segment
+                done[index] = True
+            return store[index]
         cache = self._cache[image]
         if index in cache:
             cache.move_to_end(index)
             return cache[index]
+        cache[index] = self._decode(image, index)
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return cache[index]
+
+    def _decode(self, image: int, index: int) -> np.ndarray:
+        """Read and decode segment ``index`` of one file: (length, width, C)."""
         page = self.pages[image]
         offset, count = page.dataoffsets[index], page.databytecounts[index]
         data = None
@@ -143,13 +202,8 @@ class TiffPatchSource(WindowSource):
         decoded, _, shape = page.decode(data, index, jpegtables=page.jpegtables)
         self.segments_read += 1
         if decoded is None:
-            segment = np.zeros((*self.segment_shape, self.channels), dtype=self.dtype)
-        else:
-            segment = np.asarray(decoded).reshape(shape[1], shape[2], shape[3])
-        cache[index] = segment
-        if len(cache) > self.cache_size:
-            cache.popitem(last=False)
-        return segment
+            return np.zeros((*self.segment_shape, self.channels), dtype=self.dtype)
+        return np.asarray(decoded).reshape(shape[1], shape[2], shape[3])
 
     def read_window(self, image: int, top: int, left: int, height: int, width: int) -> np.ndarray:
         sh, sw = self.segment_shape

@@ -1,12 +1,12 @@
 """Experiments: parameter files in ``params/`` expanded into the manifest of runs, per profile.
 
 A params file describes one experiment of the dissertation (spec §12). It names a family of defaults
-(``params/_defaults.yaml``) and, for each profile (``smoke``, ``cpu``, ``paper``), the settings that stay
-fixed, explicit ``cases`` (settings that vary together) and a ``grid`` (cartesian product), and the number of
-``repeats`` (training seeds 0..repeats-1 on the same data). Every run is a fully resolved
-:class:`~ipslib.config.RunConfig`; its results live in ``outputs/<profile>/runs/<config key>/``, so a run
-shared by two experiments trains once. The manifest is the single source the notebooks, the book and any
-external scheduler read.
+(``params/_defaults.yaml``) and, for each profile (``smoke``, ``cpu``, ``paper``, and optionally ``gpu``: absent
+means no runs), the settings that stay fixed, explicit ``cases`` (settings that vary together) and a ``grid``
+(cartesian product), and the number of ``repeats`` (training seeds 0..repeats-1 on the same data). Every run
+is a fully resolved :class:`~ipslib.config.RunConfig`; its results live in
+``outputs/<profile>/runs/<config key>/``, so a run shared by two experiments trains once. The manifest is the
+single source the notebooks, the book and any external scheduler read.
 
 **Matching the dissertation's printed cells** (:mod:`ipslib.study.cells`). ``reference: tables:`` lists the
 tables whose cells belong to this experiment's page (``Table 4``, or ``{table: Table 8, panel: top}`` for
@@ -54,7 +54,11 @@ __all__ = [
     "manifest",
 ]
 
-PROFILES = ("smoke", "cpu", "paper")
+PROFILES = ("smoke", "cpu", "paper", "gpu")
+OPTIONAL_PROFILES = {"gpu": {"runs": False}}
+"""Profiles a params file may leave out (read as these blocks). ``gpu``: a short campaign for one GPU
+(``benchmarks/gpu_check.sh``); a family without a ``gpu`` block in ``_defaults.yaml`` uses its ``paper`` one."""
+_FAMILY_FALLBACK = {"gpu": "paper"}
 PARTS = {"testbed": "Testbed experiments", "variants": "Method variants", "performance": "Performance"}
 _TOP_KEYS = {
     "title",
@@ -82,8 +86,6 @@ class RunSpec:
     varied: dict[str, Any]
     repeat: int
     root: Path = field(repr=False, compare=False)
-    position: tuple[int, ...] = ()
-    """(case index, grid indices...): the same position in another profile is the corresponding setting."""
 
     @property
     def key(self) -> str:
@@ -159,7 +161,7 @@ class Experiment:
         base = _family_defaults(self.root, self.family, profile, self.path)
         grid_keys = list(spec.grid)
         specs = []
-        for case_index, case in enumerate(spec.cases or [{}]):
+        for case in spec.cases or [{}]:
             axes = [range(len(spec.grid[k])) for k in grid_keys]
             for indices in itertools.product(*axes):
                 varied = dict(case)
@@ -172,9 +174,7 @@ class Experiment:
                     label = ",".join(f"{k}={v}" for k, v in varied.items()) or "default"
                     name = f"{self.name}/{label}" + (f"/seed={repeat}" if spec.repeats > 1 else "")
                     config = RunConfig.from_flat(flat, where=f"{self.path} (profile {profile}, run {name})")
-                    specs.append(
-                        RunSpec(self.name, profile, name, config, varied, repeat, self.root, (case_index, *indices))
-                    )
+                    specs.append(RunSpec(self.name, profile, name, config, varied, repeat, self.root))
         return specs
 
     def base_settings(self, profile: str) -> dict[str, Any]:
@@ -189,6 +189,7 @@ def _family_defaults(root: Path, family: str | None, profile: str, where: Path) 
     defaults = load_yaml_mapping(defaults_path)
     if family not in defaults:
         raise ConfigError(f"{where}: family={family!r} is not in {defaults_path}; choose one of {', '.join(defaults)}")
+    profile = profile if profile in defaults[family] else _FAMILY_FALLBACK.get(profile, profile)
     if profile not in defaults[family]:
         raise ConfigError(f"{defaults_path}: family {family!r} has no profile {profile!r}")
     return dict(defaults[family][profile])
@@ -221,11 +222,12 @@ def load_experiment(path: str | Path, *, root: Path | None = None) -> Experiment
     root = project_root() if root is None else root
     raw = load_yaml_mapping(path)
     check_keys(raw, _TOP_KEYS, str(path))
-    profiles_raw = raw.get("profiles") or {}
+    profiles_raw = {**OPTIONAL_PROFILES, **(raw.get("profiles") or {})}
     missing = [p for p in PROFILES if p not in profiles_raw]
     if missing or set(profiles_raw) - set(PROFILES):
         raise ConfigError(
-            f"{path}: profiles must be exactly {', '.join(PROFILES)}; "
+            f"{path}: profiles must be exactly {', '.join(p for p in PROFILES if p not in OPTIONAL_PROFILES)} "
+            f"(optionally {', '.join(OPTIONAL_PROFILES)}); "
             f"missing {missing}, extra {sorted(set(profiles_raw) - set(PROFILES))}"
         )
     profiles = {p: _parse_profile(profiles_raw[p], f"{path} profiles.{p}", p) for p in PROFILES}

@@ -84,6 +84,7 @@ def verdict_markdown(evaluated: list[verdict.ClaimResult], profile: str) -> str:
         "paper": "at the dissertation's settings",
         "cpu": "at the reduced cpu scale, so a verdict speaks to the direction of a claim, not to its numbers",
         "smoke": "on smoke runs, which train for seconds and test nothing about IPS",
+        "gpu": "on the short gpu campaign (a few epochs), so a verdict speaks to the direction of a claim at most",
     }[profile]
     lines = [f"**Verdicts ({profile} profile, {scale}):** of {len(evaluated)} claim(s), {summary}. {RULES}", ""]
     lines += [_sentence(i, item) for i, item in enumerate(evaluated, start=1)]

@@ -39,6 +39,10 @@ _PROFILE_NOTES = {
         "This page shows the **smoke** profile: tiny runs that only prove the pipeline executes. Its "
         "numbers mean nothing about IPS."
     ),
+    "gpu": (
+        "This page shows the **gpu** profile: a short campaign for one GPU at the 1500² setting of the "
+        "author's efficiency logs with a few epochs. It checks the GPU path, not the dissertation's numbers."
+    ),
 }
 
 

@@ -7,16 +7,18 @@ report mean ± population std (ddof=0), the dissertation's convention (spec §6)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from ipslib.config import ConfigError, RunConfig
 from ipslib.engine.records import is_finished, load_run
 from ipslib.study import cells
 from ipslib.study.experiments import Experiment, RunSpec, load_experiments
 
-__all__ = ["ExperimentResults", "load_results", "METRIC_STAGES"]
+__all__ = ["ExperimentResults", "load_results", "override_runs", "METRIC_STAGES"]
 
 METRIC_STAGES = ("last", "best")
 
@@ -93,14 +95,36 @@ class ExperimentResults:
         return cells.cells_frame(cells.profile_cells(self.profile, self.experiment.name, root=self.experiment.root))
 
 
-def load_results(experiment: str, profile: str) -> ExperimentResults:
-    """Load the manifest and every finished run record of ``experiment`` in ``profile``."""
+def load_results(experiment: str, profile: str, *, overrides: dict[str, Any] | None = None) -> ExperimentResults:
+    """Load the manifest and every finished run record of ``experiment`` in ``profile``.
+
+    ``overrides``: flat config settings applied to every run (:func:`override_runs`)."""
     experiments = load_experiments()
     if experiment not in experiments:
         raise KeyError(f"experiment {experiment!r} is not in params/; choose one of {', '.join(experiments)}")
     exp = experiments[experiment]
-    specs = exp.runs(profile)
+    specs = override_runs(exp.runs(profile), overrides or {})
     varied = list(dict.fromkeys(k for spec in specs for k in spec.varied))
     # every run gets every varied key: a setting a case leaves out shows its profile value
     rows = [{**_run_row(spec), **{k: spec.flat.get(k) for k in varied}} for spec in specs]
     return ExperimentResults(exp, profile, specs, pd.DataFrame(rows))
+
+
+def override_runs(specs: list[RunSpec], overrides: dict[str, Any]) -> list[RunSpec]:
+    """``specs`` with the flat settings ``overrides`` applied to each run (new configs, so new keys and run
+    directories); unknown keys and invalid values raise ConfigError, and so does a key the experiment varies
+    (the runs it tells apart would merge; ``train_seed`` where the experiment repeats runs over seeds)."""
+    if not overrides:
+        return specs
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"overrides={overrides!r} must be a mapping of flat config keys to values")
+    varied = {k for spec in specs for k in spec.varied} | ({"train_seed"} if any(s.repeat for s in specs) else set())
+    varied = sorted(varied & set(overrides))
+    if varied:
+        raise ConfigError(f"overrides: {', '.join(varied)} is varied by this experiment; override other settings")
+    return [
+        dataclasses.replace(
+            spec, config=RunConfig.from_flat({**spec.flat, **overrides}, where=f"overrides of run {spec.name}")
+        )
+        for spec in specs
+    ]

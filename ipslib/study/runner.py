@@ -7,7 +7,7 @@ for another process that trains the same run directory rather than training it t
 from its MyST Markdown template ``book/templates/<notebook>.md``, is executed with papermill into
 ``outputs/<profile>/notebooks/<experiment>.ipynb`` (one process at a time per notebook). What happened is
 recorded in ``outputs/<profile>/status.json`` (:mod:`ipslib.study.status`), which the book's execution-status
-page reads.
+page reads. :mod:`ipslib.study.packing` places runs on devices; :mod:`ipslib.study.cluster` trains them as a job array.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import yaml
 from ipslib.config import ConfigError
 from ipslib.engine.records import is_finished
 from ipslib.study.experiments import Experiment, RunSpec, load_experiments
+from ipslib.study.packing import Slots
 from ipslib.study.project import project_root
 from ipslib.study.status import read_status, status_path, update_status
 from ipslib.system.files import atomic_write_text, exclusive_lock
@@ -97,29 +98,21 @@ def fingerprint(experiment: Experiment, profile: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _train_one(spec: RunSpec, force: bool) -> dict[str, Any]:
+def train_one(spec: RunSpec, force: bool, env: dict[str, str] | None = None, popen=subprocess.Popen) -> dict[str, Any]:
+    """One run in an ``ipslib train`` process (into ``train.log``), ``env`` added; a cluster job passes ``popen``."""
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     params = spec.run_dir / "params.yaml"
     atomic_write_text(params, yaml.safe_dump(spec.config.to_flat(), sort_keys=False))
-    command = [
-        sys.executable,
-        "-m",
-        "ipslib.cli",
-        "train",
-        str(params),
-        "--out",
-        str(spec.run_dir),
-        "--quiet",
-        "--wait",
-    ] + (["--force"] if force else [])
+    command = [sys.executable, "-m", "ipslib.cli", "train", str(params), "--out", str(spec.run_dir), "--quiet"]
+    command += ["--wait", *(["--force"] if force else [])]
     threads = spec.config.train.threads
-    env = {**os.environ, "TQDM_DISABLE": "1"} | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
+    env = {**os.environ, "TQDM_DISABLE": "1", **(env or {})} | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
     start = time.perf_counter()
     log_path = spec.run_dir / "train.log"
     with open(log_path, "a") as log:  # appended: another process training this run may be writing it
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command[3:])}\n")
         log.flush()
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=project_root())
+        code = popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=project_root()).wait()
     return {
         "name": spec.name,
         "key": spec.key,
@@ -130,19 +123,20 @@ def _train_one(spec: RunSpec, force: bool) -> dict[str, Any]:
 
 
 def train_runs(
-    specs: list[RunSpec], *, jobs: int = 1, force: bool = False, echo: Callable[[str], None] = print
+    specs: list[RunSpec], *, jobs: int = 1, force: bool = False, echo: Callable[[str], None] = print, slots=None
 ) -> list[dict[str, Any]]:
-    """Train every run that has no finished record (all of them with ``force``); returns one entry per run."""
+    """Train every run that has no finished record (all of them with ``force``); returns one entry per run.
+    ``slots`` (:class:`~ipslib.study.packing.Slots`, default ``jobs`` plain ones): where runs train at once."""
     unique = list({spec.key: spec for spec in specs}.values())
     todo = [s for s in unique if force or not is_finished(s.run_dir, s.config)]
-    threads = sorted({s.config.train.threads for s in todo})
+    threads, slots = sorted({s.config.train.threads for s in todo}), slots or Slots.plain(jobs)
     echo(
         f"{len(unique) - len(todo)} of {len(unique)} runs already finished; training {len(todo)} "
-        f"with {jobs} job(s), threads as each config sets ({', '.join(map(str, threads)) or '-'})"
+        f"with {slots.label}, threads as each config sets ({', '.join(map(str, threads)) or '-'})"
     )
     results = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for result in pool.map(lambda s: _train_one(s, force), todo):
+    with ThreadPoolExecutor(max_workers=slots.size) as pool:
+        for result in pool.map(lambda s: slots.run(lambda env: train_one(s, force, env)), todo):
             state = "ok" if result["returncode"] == 0 else f"FAILED (see {result['log']})"
             echo(f"  {result['name']}: {state} in {result['seconds']:.0f} s")
             results.append(result)
@@ -275,11 +269,24 @@ def run_all(
     jobs: int = 1,
     force: bool = False,
     echo: Callable[[str], None] = print,
+    trainer: Callable[[list[RunSpec]], list[dict[str, Any]]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run every experiment (or ``names``); one experiment's failure never stops the others.
 
     A malformed params file is reported (``{"status": "failed", "error": ...}`` in the result) and the other
-    experiments run; naming it alone raises its ConfigError."""
+    experiments run; naming it alone raises its ConfigError. ``trainer(specs)`` trains (default :func:`train_runs`)."""
+    chosen, skipped = choose_experiments(profile, names, echo)
+    echo(f"[{profile}] training the runs of {len(chosen)} experiment(s) in one pool")
+    train = trainer or (lambda specs: train_runs(specs, jobs=jobs, force=force, echo=echo))
+    trained = train([s for exp in chosen for s in exp.runs(profile)])
+    done = {e.name: run_experiment(e, profile, jobs=jobs, force=force, echo=echo, trained=trained) for e in chosen}
+    return done | {n: {"status": "failed", "error": m, "failed": []} for n, m in skipped.items()}
+
+
+def choose_experiments(
+    profile: str, names: list[str] | None, echo: Callable[[str], None] = print
+) -> tuple[list[Experiment], dict[str, str]]:
+    """The experiments ``names`` (all if None) and the broken params files among them (name -> message)."""
     broken: dict[str, str] = {}
     experiments = load_experiments(broken=broken)
     if names and set(names) <= set(broken):
@@ -290,10 +297,4 @@ def run_all(
     skipped = {n: m for n, m in broken.items() if not names or n in names}
     for message in skipped.values():
         echo(f"[{profile}] left out (params file broken): {message}")
-    chosen = [experiments[n] for n in (names or experiments) if n in experiments]
-    echo(f"[{profile}] training the runs of {len(chosen)} experiment(s) in one pool")
-    trained = train_runs([s for exp in chosen for s in exp.runs(profile)], jobs=jobs, force=force, echo=echo)
-    done = {
-        exp.name: run_experiment(exp, profile, jobs=jobs, force=force, echo=echo, trained=trained) for exp in chosen
-    }
-    return done | {n: {"status": "failed", "error": m, "failed": []} for n, m in skipped.items()}
+    return [experiments[n] for n in (names or experiments) if n in experiments], skipped

@@ -10,7 +10,8 @@ convention), each stated on the pages:
 * **Learned**: an arm has learned a task when its mean train *and* mean test accuracy beat the task's
   chance level by more than :data:`LEARNED_FLOOR` (5 points) and two binomial standard errors of a chance
   classifier on that split. A comparison with an arm that did not learn is *inconclusive* and names it.
-* **Seeds**: a verdict needs at least :data:`MIN_SEEDS` runs per arm; with fewer it is *inconclusive*.
+* **Seeds**: a verdict needs at least :data:`MIN_SEEDS` runs per arm; with fewer it is *inconclusive*, and an
+  arm whose runs are not trained yet makes the task *inconclusive* too (the claim is posed, the evidence missing).
 * **Effect**: the difference of the arm means in points with a 95 % Welch interval over seeds (sample
   standard deviations, :mod:`ipslib.study.statistics`).
 * ``expect: higher`` is *supported* when the interval lies above 0, *contradicted* when it lies below 0,
@@ -124,9 +125,9 @@ def _task_verdict(claim: Claim, arms: tuple[Arm, Arm], task: str, chance: float,
     def result(verdict: str, reason: str = "") -> TaskVerdict:
         return TaskVerdict(task, chance, learned, effect, ci, verdict, reason)
 
-    if not high.n_seeds or not low.n_seeds:
+    if not high.n_seeds or not low.n_seeds:  # runs not trained yet: the claim is posed here, the evidence is missing
         missing = high if not high.n_seeds else low
-        return result("not testable here", f"arm `{missing.label}` has no finished run")
+        return result("inconclusive", f"arm `{missing.label}` has no finished run yet")
     for arm, ok in zip(arms, learned):
         if not ok:
             return result(

@@ -67,8 +67,15 @@ def roofline_figure(steps: dict[str, Any], setting: str = "1500") -> Any:
         sns.barplot(rows, x="phase", y="achieved_gflops", hue="mode", ax=ax)
         for name, value in peak.items():
             ax.axhline(value, color="black", linestyle="--" if name == "bf16" else ":", linewidth=1)
-            ax.annotate(f"matmul peak, {name}: {value:.0f}", (0.01, value), xycoords=("axes fraction", "data"))
+            ax.annotate(
+                f"matmul peak, {name}: {value:.0f}",
+                (0.01, value * 1.06),
+                xycoords=("axes fraction", "data"),
+                fontsize="small",
+            )
         ax.set(yscale="log", ylabel="achieved GFLOP/s", xlabel=f"phase of one training step ({setting})")
+        ax.set_ylim(min(10.0, float(rows["achieved_gflops"].min()) / 2), 2 * max(peak.values()))
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), title="mode")
     return fig
 
 
@@ -108,7 +115,7 @@ def _agreement_text(agreement: dict[str, Any] | None) -> str:
     parts = [
         f"{r['setting']} ({r['canvas']}², N = {r['n_patches']}, M = {r['memory_size']}), {r['model']}: mean Jaccard "
         f"**{r['mean_jaccard']:.4f}** over {r['items']} test canvases (min {r['min_jaccard']:.2f}, "
-        f"{r['identical_share']:.0%} identical)"
+        f"{r['identical_share']:.1%} identical)"
         for r in agreement["rows"]
     ]
     return "Kept sets of bf16 against float32 from the same seed: " + "; ".join(parts) + ". "

@@ -245,3 +245,36 @@ def paper_note(cost: pd.DataFrame) -> str:
         "and a modern GPU packing several runs at once finishes sooner). Runs shared by chapters are counted "
         "once, under the first chapter that lists them."
     )
+
+
+def campaign_note(profile: str, root: Path | None = None) -> str:
+    """How far the profile's training has come: distinct runs, finished, the training time they took (from
+    their records) and, per dataset at the mean time of its finished runs, what the missing runs need."""
+    from ipslib.engine.records import is_finished, load_run
+
+    specs = {s.key: s for e in load_experiments(root).values() for s in e.runs(profile)}
+    if not specs:
+        return "This profile trains no runs."
+    done = {k: s for k, s in specs.items() if is_finished(s.run_dir, s.config)}
+    seconds = {k: float(load_run(s.run_dir).history["epoch_seconds"].sum()) for k, s in done.items()}
+    text = (
+        f"**{len(done)} of {len(specs)} distinct runs** of the {profile} profile have finished, after "
+        f"{sum(seconds.values()) / 3600:.1f} h of single-thread training in all."
+    )
+    for dataset in sorted({s.config.dataset for s in specs.values()}):
+        times = [seconds[k] for k, s in done.items() if s.config.dataset == dataset]
+        left = sum(1 for k, s in specs.items() if k not in done and s.config.dataset == dataset)
+        if left and times:
+            mean = sum(times) / len(times)
+            text += (
+                f" {dataset}: {left} runs missing, about {left * mean / 3600:.1f} h at the {mean / 60:.0f} min "
+                f"its {len(times)} finished run(s) took (half that two at a time on 2 cores)."
+            )
+        elif left:
+            text += f" {dataset}: {left} runs missing, none finished yet to time them."
+    if len(done) < len(specs):
+        text += (
+            " The control that encodes every patch costs several times an IPS run. Missing runs are named on "
+            "their chapters, whose verdicts stay inconclusive until every arm has its seeds."
+        )
+    return text
