@@ -21,10 +21,13 @@ are skipped and recorded with the memory they would need.
 Writes ``outputs/benchmarks/inference_scale.json`` (atomically) and prints a table.
 
 **Files on disk** (``--tiff SIDE``, instead of the canvases above): one canvas of that side is painted once and
-saved as ``.npy`` and as a tiled TIFF (256² tiles, uncompressed and deflate), and the same streaming inference
+saved as ``.npy`` and as a tiled TIFF (512² tiles, uncompressed and deflate), and the same streaming inference
 reads each file window by window (:mod:`ipslib.streaming.disk`): the TIFF decodes each tile once into its
-scratch copy; the ``tiff-lru`` case is the earlier tile cache alone, for comparison. Goal: a tiled TIFF costs at
-most 1.5 times the ``.npy`` time. Writes ``outputs/benchmarks/inference_tiff.json``::
+scratch copy; the ``tiff-lru`` case is the earlier 64 MB tile cache alone, for comparison. The model is a small
+one (one ResNet stage, the size of the shipped predict model), so reading is a visible part of the cost. Cases
+run interleaved, ``--repeats`` times, in fresh processes; each keeps its least-CPU repeat. Goal: a tiled TIFF
+costs at most 1.5 times the ``.npy``, in CPU seconds of the process (on a shared machine the wall time of one
+case varied 2-3x between repeats; both are recorded). Writes ``outputs/benchmarks/inference_tiff.json``::
 
     python -m benchmarks.inference_scale --tiff 20000
 """
@@ -274,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- files on disk: .npy against tiled TIFF
 TIFF_OUT = ROOT / "outputs" / "benchmarks" / "inference_tiff.json"
 FILE_MODES = {"npy": {}, "tiff": {"compression": None}, "tiff-deflate": {"compression": "zlib"}, "tiff-lru": {}}
-TIFF_TILE, TIFF_GOAL = 256, 1.5
+TIFF_TILE, TIFF_GOAL = 512, 1.5
+FILE_MODEL = {**MODEL, "n_res_blocks": 1, "n_heads": 4, "head_dim": 16, "mlp_dim": 128}
 
 
 def write_files(canvas: int, folder: Path) -> dict[str, str]:
@@ -307,9 +311,9 @@ def measure_file(case: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(case["threads"])
     torch.manual_seed(0)
-    net = IPSNet.from_config(case_config(case["canvas"])).eval()
+    net = IPSNet.from_config(case_config(case["canvas"]).replace(**FILE_MODEL)).eval()
     with PeakRSS() as rss:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         if case["mode"] == "npy":
             source = ArrayPatchSource([np.load(case["path"], mmap_mode="r")], PATCH)
         else:
@@ -318,12 +322,13 @@ def measure_file(case: dict[str, Any]) -> dict[str, Any]:
         with torch.no_grad(), skip_blank_patches(net):
             selection = net.select(source)
             net(selection)
-        seconds = time.perf_counter() - start
+        seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
     tiff = isinstance(source, TiffPatchSource)
     return {
         **case,
         "n_patches": source.n_patches,
         "total_s": seconds,
+        "cpu_s": cpu_s,
         "peak_rss_mb": rss.peak / 2**20,
         "file_mb": Path(case["path"]).stat().st_size / 2**20,
         "segments_decoded": source.segments_read if tiff else None,
@@ -347,17 +352,21 @@ def tiff_main(canvas: int, threads: int, out: Path, repeats: int = 3) -> int:
             for m in FILE_MODES:
                 runs[m].append(run_case({"canvas": canvas, "mode": m, "threads": threads, "path": paths[m]}))
     results = []
-    for cases in runs.values():  # the fastest repeat of each mode: the least disturbed
-        best = min(cases, key=lambda r: r["total_s"])
-        results.append({**best, "repeats_s": [r["total_s"] for r in cases]})
+    for cases in runs.values():  # the least-CPU repeat of each mode: the least disturbed
+        best = min(cases, key=lambda r: r["cpu_s"])
+        results.append(
+            {**best, "repeats_s": [r["total_s"] for r in cases], "repeats_cpu_s": [r["cpu_s"] for r in cases]}
+        )
     npy, npy_indices = results[0], results[0]["indices"]
     for r in results:
-        r["time_over_npy"] = r["total_s"] / npy["total_s"]
+        r["time_over_npy"] = r["cpu_s"] / npy["cpu_s"]
+        r["wall_over_npy"] = min(r["repeats_s"]) / min(npy["repeats_s"])
         r["same_selection_as_npy"] = r.pop("indices") == npy_indices
         r.pop("path")
         decoded = "" if r["segments"] is None else f", {r['segments_decoded'] / r['segments']:.1f} decodes per tile"
         print(
-            f"{r['mode']:<13} {r['total_s']:7.1f} s  x{r['time_over_npy']:.2f}  peak {r['peak_rss_mb']:.0f} MB{decoded}"
+            f"{r['mode']:<13} CPU {r['cpu_s']:6.1f} s  x{r['time_over_npy']:.2f}  (wall {min(r['repeats_s']):.1f} s  "
+            f"x{r['wall_over_npy']:.2f})  peak {r['peak_rss_mb']:.0f} MB{decoded}"
         )
     goal = max(r["time_over_npy"] for r in results if r["mode"] in ("tiff", "tiff-deflate"))
     info = machine_info()
@@ -372,17 +381,19 @@ def tiff_main(canvas: int, threads: int, out: Path, repeats: int = 3) -> int:
             "iter_size": ITER,
             "threads": threads,
             "repeats": repeats,
-            "model": {**MODEL, "weights": "untrained (seed 0)"},
+            "model": {**FILE_MODEL, "weights": "untrained (seed 0)"},
         },
         "machine": {
             **{k: info[k] for k in ("platform", "cpu_count", "python")},
             "load_average_1min": os.getloadavg()[0],
         },
-        "goal": {"tiff_time_over_npy_at_most": TIFF_GOAL, "measured": goal, "met": goal <= TIFF_GOAL},
+        "goal": {"tiff_cpu_time_over_npy_at_most": TIFF_GOAL, "measured": goal, "met": goal <= TIFF_GOAL},
         "results": results,
     }
     atomic_write_json(out, report)
-    print(f"goal (tiled TIFF at most {TIFF_GOAL}x the .npy time): {goal:.2f}x, met: {goal <= TIFF_GOAL}; written {out}")
+    print(
+        f"goal (tiled TIFF at most {TIFF_GOAL}x the .npy CPU time): {goal:.2f}x, met: {goal <= TIFF_GOAL}; wrote {out}"
+    )
     return 0 if goal <= TIFF_GOAL else 1
 
 

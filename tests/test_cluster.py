@@ -28,7 +28,7 @@ from ipslib.study.scheduler import SlurmOptions, slurm_parameters
 submitit = pytest.importorskip("submitit")  # the `cluster` extra; CI installs it (Makefile: .[report,dev,cluster])
 
 ROOT = Path(__file__).resolve().parents[1]
-EPOCHS = 12  # about 0.5 s each: the preemption after the first lands well before the last
+EPOCHS = 6  # about 0.5 s each alone: the preemption after the first lands well before the last
 PARAMS = """title: Cluster test
 family: megapixel_mnist
 profiles:
@@ -40,7 +40,7 @@ profiles:
   paper: {{runs: false}}
 """
 GOOD = ["{n_noise: 3}", "{n_noise: 5}"]
-BAD = "{weights: imagenet_v1}"  # cannot be downloaded here: this run fails
+BAD = "{weights: file, weights_path: /nonexistent/weights.pt}"  # this run fails at its start
 
 
 def make_project(folder: Path, cases: list[str], epochs: int = EPOCHS) -> Path:
@@ -60,17 +60,20 @@ def specs_of(project: Path):
 
 
 def preempt_when_checkpointed(run_dir: Path, found: dict, timeout: float = 240) -> None:
-    """Send submitit's preemption signal to the job training ``run_dir`` once its first epoch is saved."""
+    """Send submitit's preemption signal to the job training ``run_dir`` once its first epoch is saved; keep
+    the history it saved before it is requeued."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if (run_dir / "checkpoint.pt").is_file():
+        if (run_dir / "history.csv").is_file():  # written after the epoch's checkpoint
             for proc in psutil.process_iter(["cmdline"]):
                 cmd = proc.info["cmdline"] or []
                 if "ipslib.cli" in cmd and str(run_dir) in cmd:
                     job = proc.parent()  # the job's task process; the training process blocks the signal
-                    assert "submitit.core._submit" in " ".join(job.cmdline())
+                    found["job"] = " ".join(job.cmdline())
                     job.send_signal(signal.SIGUSR2)
                     found["pid"] = job.pid
+                    proc.wait(timeout=60)  # stopped by the job's checkpoint hook; what it saved, before the requeue:
+                    found["history"] = pd.read_csv(run_dir / "history.csv")
                     return
         time.sleep(0.05)
 
@@ -87,9 +90,8 @@ def campaign(tmp_path_factory):
     array = make_project(base / "array", [*GOOD, BAD])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IPSLIB_ROOT", str(local))
-        mp.setenv("TORCH_HOME", str(base / "torch-home"))  # no cached weights to find
         specs = specs_of(array)
-        options = SlurmOptions(cluster="local", time_min=10, cpus_per_task=1, gpus_per_node=0)
+        options = SlurmOptions(cluster="local", time_min=30, cpus_per_task=1, gpus_per_node=0)
         executor = make_executor(options, base / "submitit", name="ipslib-test")
         found: dict = {}
         watcher = threading.Thread(target=preempt_when_checkpointed, args=(specs[0].run_dir, found), daemon=True)
@@ -123,7 +125,7 @@ def _comparable(run_dir: Path) -> tuple[dict, pd.DataFrame]:
 
 @pytest.mark.slow
 def test_array_records_equal_the_local_runners(campaign):
-    good = [s for s in campaign["specs"] if "imagenet" not in s.name]
+    good = [s for s in campaign["specs"] if "weights" not in s.name]
     assert all(r["returncode"] == 0 for r in campaign["local_results"]) and len(campaign["local_results"]) == 2
     for spec in good:
         mine, theirs = _comparable(spec.run_dir), _comparable(campaign["local"] / "outputs/smoke/runs" / spec.key)
@@ -134,9 +136,13 @@ def test_array_records_equal_the_local_runners(campaign):
 @pytest.mark.slow
 def test_preempted_job_is_requeued_and_resumes(campaign):
     assert campaign["preempted"].get("pid"), "the watcher never found the job to preempt"
+    assert "submitit.core._submit" in campaign["preempted"]["job"]  # the signal went to the job, not the run
     first = campaign["specs"][0]
-    log = (first.run_dir / "train.log").read_text()
-    assert log.count("--- ") == 2 and "resuming after epoch" in log  # trained twice, the second time resumed
+    assert (first.run_dir / "train.log").read_text().count("--- ") == 2  # started twice
+    saved, final = campaign["preempted"]["history"], pd.read_csv(first.run_dir / "history.csv")
+    assert saved is not None and 1 <= len(saved) < EPOCHS == len(final)
+    # resumed, not restarted: the epochs before the preemption keep their first timings (never bit-equal twice)
+    pd.testing.assert_frame_equal(final.iloc[: len(saved)], saved)
     job_logs = "\n".join(p.read_text() for p in campaign["folder"].glob("*_log.out"))
     assert "Requeued job" in job_logs and "this job is preempted" in job_logs
 
@@ -147,11 +153,11 @@ def test_failures_are_recorded_with_their_log_and_notebooks_run_after(campaign, 
     from ipslib.study import runner
 
     (failed,) = [r for r in campaign["results"] if r["returncode"] != 0]
-    assert "weights=imagenet_v1" in failed["name"]
+    assert "weights=file" in failed["name"]
     log = campaign["array"] / failed["log"]
-    assert log.name == "train.log" and "weights" in log.read_text()
+    assert log.name == "train.log" and "/nonexistent/weights.pt" in log.read_text()
     assert sorted(r["key"] for r in campaign["results"] if r["returncode"] == 0) == sorted(
-        s.key for s in campaign["specs"] if "imagenet" not in s.name
+        s.key for s in campaign["specs"] if "weights" not in s.name
     )
     ran = []
     fake = lambda experiment, profile, parameters=None: ran.append(experiment.name) or {"status": "ok", "seconds": 0}
@@ -214,7 +220,9 @@ def test_slurm_array_and_dependent_notebooks_job(tmp_path, monkeypatch):
     (bin_dir / "sbatch").write_text(
         f'#!/bin/sh\nn=$(ls "{sent}" | wc -l)\ncp "$1" "{sent}/job$n.sh"\necho "Submitted batch job 424$n"\n'
     )
-    (bin_dir / "sbatch").chmod(0o755)
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")  # submitit looks for it; nothing runs here
+    for tool in ("sbatch", "srun"):
+        (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{'/usr/bin:/bin'}")
     monkeypatch.setenv("IPSLIB_ROOT", str(project))
     options = SlurmOptions(cluster="slurm", partition="gpu", gpu_memory_gb=8, array_parallelism=2)
@@ -250,7 +258,7 @@ def test_runs_per_device_budget_is_refused_with_a_clear_message():
     )
     check_budget([("paper-1500", cfg)], [Device("cpu", None, "cpu", 0.0)], 64)  # the CPU: no memory check
     all_patches = cfg.replace(selection="all", memory_budget_mb=1e6)
-    assert run_memory_mb(all_patches) > 8 * need  # selection: all sends B·N patches through with gradients
+    assert run_memory_mb(all_patches) - CONTEXT_MB > 8 * (need - CONTEXT_MB)  # B·N patches with gradients, not B·M
 
 
 def test_slots_divide_devices_and_cores():
@@ -336,7 +344,8 @@ def test_gpu_check_arguments_and_clear_failure(tmp_path):
 
 def test_gpu_check_report_schema_with_fake_measurements(tmp_path):
     from benchmarks import gpu_check
-    from ipslib.study.pages import scale
+    from ipslib.study.pages import cluster as page
+    from ipslib.study.pages.scale import paper_cost
 
     report = gpu_check.new_report({"gpu": "Fake H200", "torch": "2.14.1", "cuda": "13.0", "python": "3.11"})
     report["results"] += [gpu_check.step_entry(1500, "none", False, 16, 900, [0.040, 0.042, 0.041], 1800.0, 2000.0)]
@@ -353,7 +362,55 @@ def test_gpu_check_report_schema_with_fake_measurements(tmp_path):
         gpu_check.check_report(bad)
     (tmp_path / "outputs" / "gpu").mkdir(parents=True)
     (tmp_path / "outputs" / "gpu" / "gpu_check.json").write_text(json.dumps(report))
-    rate = scale.cluster_rate(tmp_path)
+    rate = page.cluster_rate(tmp_path)
     assert rate["ms_per_batch"] == pytest.approx(30.5) and rate["gain"] == pytest.approx(80 / 30)
-    assert "Fake H200" in rate["source"]
-    assert "author" in scale.cluster_rate(tmp_path / "nowhere")["source"]
+    assert rate["measured"] and "Fake H200" in rate["source"] and rate["factor"] == 4
+    author = page.cluster_rate(tmp_path / "nowhere")
+    assert not author["measured"] and "not a measurement" in author["source"] and author["ms_per_batch"] == 375.0
+    cost = paper_cost(ROOT)
+    hours = cost["GPU hours (estimate)"].sum()
+    assert f"**{hours:.0f} GPU hours**" in page.cluster_note(cost, author)
+    measured = page.cluster_note(cost, rate)
+    assert f"**{hours * 30.5 / 375 / (80 / 30):.0f} GPU hours** with 4 runs per GPU" in measured
+
+
+def test_gpu_check_rehearsal_writes_a_valid_report(tmp_path, monkeypatch):
+    """``--rehearse`` runs the phases at toy scale on the CPU: the script's own path, without a GPU."""
+    import copy
+
+    from benchmarks import gpu_check
+
+    for name in ("SETTING", "STEP_CASES", "CANVAS_LADDER", "BATCH_LADDER", "PACKING_LEVELS"):
+        monkeypatch.setattr(gpu_check, name, copy.copy(getattr(gpu_check, name)))  # use_rehearsal changes them
+    out = tmp_path / "gpu"
+    argv = ["--rehearse", "--phases", "steps,batch", "--steps", "1", "--warmup", "0", "--out-dir", str(out)]
+    assert gpu_check.main(argv) == 0
+    report = json.loads((out / "gpu_check.json").read_text())
+    gpu_check.check_report(report)
+    (step,) = report["results"]
+    assert step["canvas"] == 160 and step["ms_per_step"] > 0 and "vs_author_time" not in step  # not the 1500² case
+    assert report["largest_batch"]["largest"] == 32 and report["elapsed_s"] > 0
+
+
+def test_local_runs_per_device_packs_the_pool(tmp_path, monkeypatch):
+    """``ipslib run E --runs-per-device K`` (no submitit): the local pool gets K slots per device."""
+    from ipslib.study import cluster, runner
+
+    project = make_project(tmp_path / "project", GOOD)
+    monkeypatch.setenv("IPSLIB_ROOT", str(project))
+    seen = {}
+
+    def fake_train(specs, *, jobs=1, force=False, echo=print, slots=None):
+        seen.update(slots=slots, runs=len(specs))
+        return []
+
+    monkeypatch.setattr(runner, "train_runs", fake_train)
+    monkeypatch.setattr(runner, "execute_notebook", lambda *a, **kw: {"notebook": "nb", "status": "ok", "seconds": 0})
+    monkeypatch.setattr(cluster, "local_devices", lambda: [Device("cpu", None, "cpu", 0.0)])
+    status = cluster.execute("smoke", ["cluster_test"], runs_per_device=2, echo=lambda line: None)
+    assert status["cluster_test"]["status"] == "ok" and seen["runs"] == 2
+    assert seen["slots"].size == 2 and "2 run(s) per device" in seen["slots"].label
+    big = [Device("cuda", 0, "Fake GPU", 1024.0)]  # 1 GiB for 2 runs of about 650 MiB each: refused
+    monkeypatch.setattr(cluster, "local_devices", lambda: big)
+    with pytest.raises(ConfigError, match="--runs-per-device 2: run cluster_test/"):
+        cluster.execute("smoke", ["cluster_test"], runs_per_device=2, echo=lambda line: None)

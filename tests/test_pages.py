@@ -358,8 +358,9 @@ def test_status_summary(monkeypatch):
     assert text.endswith("notebooks executed in 10.0 min.")
     import pandas as pd
 
-    rows = pd.DataFrame({"counted here": [2, 0, 2], "training (h)": [1.0, 0.0, 1.0]},
-                        index=["a", "b", "total (each run once)"])
+    rows = pd.DataFrame(
+        {"counted here": [2, 0, 2], "training (h)": [1.0, 0.0, 1.0]}, index=["a", "b", "total (each run once)"]
+    )
     monkeypatch.setattr(status_page, "execution_rows", lambda profile: rows)
     monkeypatch.setattr(status_page, "notebook_seconds", lambda profile: 1800.0)
     hours, text = status_page.compute_summary("smoke")

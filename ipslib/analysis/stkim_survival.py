@@ -144,7 +144,7 @@ def simulate_survival(
         order = patch_order(n_patches, n_images, shuffle=True, style="instance")
         indices, _ = iterative_select(
             DensePatches(patches),
-            encode=lambda x: x.flatten(2),
+            encode=lambda x, _blank: x.flatten(2),
             score=score,
             memory_size=memory_size,
             iter_size=iter_size,

@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ipslib {_version()}")
     parser.add_argument(
         "--root",
+        dest="project_root",
         type=Path,
         metavar="DIR",
         help="the project folder (params/, book/, outputs/); default $IPSLIB_ROOT, else the checkout ipslib is "
@@ -78,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always", UserWarning)  # every damaged file is named, not only the first
             warnings.showwarning = _show_warning
-            if args.root is not None:
-                _set_root(args.root)
+            if args.project_root is not None:
+                _set_root(args.project_root)
             code = int(args.handler(args) or 0)
             sys.stdout.flush()  # a closed pipe shows here rather than at interpreter exit
             return code

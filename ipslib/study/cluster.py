@@ -37,18 +37,8 @@ from ipslib.study.packing import Device, Slots, check_budget, local_devices
 from ipslib.study.project import ROOT_VARIABLE, project_root
 from ipslib.study.scheduler import SlurmOptions, make_executor, resolve_cluster, submitit_module
 
-__all__ = [
-    "TrainJob",
-    "NotebooksJob",
-    "Submission",
-    "missing_runs",
-    "group_runs",
-    "run_array",
-    "submit_slurm",
-    "recorded_results",
-    "execute",
-    "submitit_folder",
-]
+__all__ = ["TrainJob", "NotebooksJob", "Submission", "missing_runs", "group_runs", "run_array", "submit_slurm"]
+__all__ += ["recorded_results", "execute", "submitit_folder"]
 
 POLL_S = 1.0
 
@@ -81,9 +71,10 @@ class TrainJob:
         self.specs, self.force, self.runs_per_device, self.cpus = list(specs), force, runs_per_device, cpus
         self.root = str(specs[0].root if specs else project_root())
         self._children: list[subprocess.Popen] = []
+        self._stopping = False
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_children": []}  # process handles stay in the process that started them
+    def __getstate__(self) -> dict[str, Any]:  # process handles stay in the process that started them
+        return {**self.__dict__, "_children": [], "_stopping": False}
 
     def __call__(self) -> list[dict[str, Any]]:
         os.environ[ROOT_VARIABLE] = self.root
@@ -98,7 +89,10 @@ class TrainJob:
             self._stop()
 
     def _spawn(self, *args: Any, **kwargs: Any) -> subprocess.Popen:
-        """Start a training process with the preemption signal blocked (inherited), so only the job reacts."""
+        """Start a training process with the preemption signal blocked (inherited), so only the job reacts;
+        none once the job is stopping (runs still waiting for a slot start in the requeued job)."""
+        if self._stopping:
+            raise RuntimeError("the job is being checkpointed; this run starts when it is requeued")
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, {preemption_signal()})
         try:
             child = subprocess.Popen(*args, **kwargs)
@@ -121,6 +115,7 @@ class TrainJob:
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """submitit's checkpoint hook: stop the runs and requeue this job, resuming (never forcing) them."""
+        self._stopping = True
         self._stop()
         again = TrainJob(self.specs, force=False, runs_per_device=self.runs_per_device, cpus=self.cpus)
         return submitit_module().helpers.DelayedSubmission(again)

@@ -98,7 +98,7 @@ def fingerprint(experiment: Experiment, profile: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def train_one(spec: RunSpec, force: bool, env: dict[str, str] | None = None, popen=subprocess.Popen) -> dict[str, Any]:
+def train_one(spec: RunSpec, force: bool, env: dict[str, str] | None = None, popen=None) -> dict[str, Any]:
     """One run in an ``ipslib train`` process (into ``train.log``), ``env`` added; a cluster job passes ``popen``."""
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     params = spec.run_dir / "params.yaml"
@@ -107,12 +107,12 @@ def train_one(spec: RunSpec, force: bool, env: dict[str, str] | None = None, pop
     command += ["--wait", *(["--force"] if force else [])]
     threads = spec.config.train.threads
     env = {**os.environ, "TQDM_DISABLE": "1", **(env or {})} | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
-    start = time.perf_counter()
-    log_path = spec.run_dir / "train.log"
+    start, log_path = time.perf_counter(), spec.run_dir / "train.log"
     with open(log_path, "a") as log:  # appended: another process training this run may be writing it
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command[3:])}\n")
         log.flush()
-        code = popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=project_root()).wait()
+        how = {"stdout": log, "stderr": subprocess.STDOUT, "env": env, "cwd": project_root()}
+        code = subprocess.call(command, **how) if popen is None else popen(command, **how).wait()
     return {
         "name": spec.name,
         "key": spec.key,

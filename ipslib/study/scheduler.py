@@ -22,7 +22,6 @@ checkpoint and requeue protocol; it is what the tests use.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -142,8 +141,3 @@ def make_executor(options: SlurmOptions, folder: Path, *, name: str, gpus: int |
     if options.setup:
         executor.update_parameters(setup=list(options.setup))
     return executor
-
-
-def options_mapping(options: SlurmOptions) -> Mapping[str, Any]:
-    """The options as plain values (for a log line or a test)."""
-    return {f.name: getattr(options, f.name) for f in fields(options)}
