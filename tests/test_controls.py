@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_mnist
 from torch import nn
 
 from ipslib.cli import main
@@ -33,26 +34,7 @@ from ipslib.model.sources import DensePatches
 from ipslib.streaming.disk import ArrayPatchSource
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(
-    canvas_size=160,
-    digit_size=28,
-    n_noise=10,
-    n_train=8,
-    n_test=4,
-    digit_source="sample",
-    patch_size=40,
-    memory_size=4,
-    iter_size=4,
-    n_res_blocks=1,
-    n_heads=2,
-    head_dim=8,
-    mlp_dim=16,
-    epochs=1,
-    batch_size=4,
-    warmup_epochs=0,
-    device="cpu",
-    threads=1,
-)
+TINY = tiny_mnist()
 ARMS = {
     "random": dict(selection="random"),
     "all": dict(selection="all"),

@@ -5,30 +5,24 @@ import json
 import pandas as pd
 import pytest
 import torch
+from tiny import tiny_mnist
 
 from ipslib.config import RunConfig
 from ipslib.engine import records
 from ipslib.engine import training as engine
 
-TINY = dict(
+TINY = tiny_mnist(
     canvas_size=200,
-    digit_size=28,
     n_noise=5,
     n_train=6,
     n_test=3,
-    digit_source="sample",
     patch_size=20,
-    memory_size=4,
     iter_size=8,
-    n_res_blocks=1,
     n_heads=4,
     head_dim=16,
     mlp_dim=32,
-    batch_size=4,
     epochs=2,
     warmup_epochs=1,
-    device="cpu",
-    threads=1,
 )
 TIMING_KEYS = {"efficiency", "wall_seconds"}
 

@@ -10,6 +10,7 @@ import pytest
 import tifffile
 import torch
 from PIL import Image
+from tiny import tiny_mnist
 
 from ipslib.cli import main
 from ipslib.config import RunConfig
@@ -18,25 +19,7 @@ from ipslib.data.mnist_patches import MegapixelPatchSource
 from ipslib.engine import training as engine
 from ipslib.engine.predict import load_model, predict, score_grid
 
-TINY = dict(
-    canvas_size=160,
-    digit_size=28,
-    n_noise=10,
-    n_train=8,
-    n_test=4,
-    digit_source="sample",
-    patch_size=40,
-    memory_size=4,
-    iter_size=4,
-    n_res_blocks=1,
-    n_heads=2,
-    head_dim=8,
-    mlp_dim=16,
-    epochs=1,
-    batch_size=8,
-    warmup_epochs=0,
-    threads=1,
-)
+TINY = tiny_mnist(batch_size=8, device="auto")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from tiny import tiny_mnist
 
 from ipslib import cli
 from ipslib.config import ConfigError, RunConfig
@@ -35,26 +36,7 @@ from ipslib.system.errors import CheckpointError, DataError, DiskFull, LockHeld,
 from ipslib.system.files import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(
-    canvas_size=140,
-    digit_size=28,
-    n_noise=3,
-    n_train=8,
-    n_test=4,
-    digit_source="sample",
-    patch_size=28,
-    memory_size=4,
-    iter_size=4,
-    n_res_blocks=1,
-    n_heads=2,
-    head_dim=8,
-    mlp_dim=16,
-    batch_size=4,
-    epochs=2,
-    warmup_epochs=1,
-    device="cpu",
-    threads=1,
-)
+TINY = tiny_mnist(canvas_size=140, n_noise=3, patch_size=28, epochs=2, warmup_epochs=1)
 TIMED = ("epoch_seconds", "ms_per_batch", "peak_memory_mb")
 
 

@@ -4,30 +4,24 @@ import json
 
 import pytest
 import yaml
+from tiny import tiny_mnist
 
 from ipslib import cli
 from ipslib.cli.train import parse_sets
 from ipslib.engine import records
 
-TINY = dict(
+TINY = tiny_mnist(
     canvas_size=200,
-    digit_size=28,
     n_noise=5,
     n_train=4,
     n_test=2,
-    digit_source="sample",
     patch_size=20,
-    memory_size=4,
     iter_size=8,
-    n_res_blocks=1,
     n_heads=4,
     head_dim=16,
     mlp_dim=32,
-    batch_size=4,
     epochs=2,
     warmup_epochs=1,
-    device="cpu",
-    threads=1,
 )
 
 
